@@ -1,0 +1,205 @@
+"""What every store adapter shares at ingest time.
+
+Document normalisation, deterministic ids, encode-ahead batching (the next batch encodes while the
+current one uploads), retries with backoff, progress, and the report of what was not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from .encoder.types import M3Output
+
+logger = logging.getLogger(__name__)
+
+ID_NAMESPACE = uuid.UUID("5b0d3c8e-6f4e-4f1a-9a55-6d3e2b1c0a77")
+"""Namespace of the deterministic point ids (never change it: stored ids depend on it)."""
+
+
+@dataclass
+class Document:
+    """A text to store, with the user's id (optional) and metadata."""
+
+    text: str
+    id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The user's id, or the deterministic id derived from the text."""
+        return self.id if self.id is not None else point_id(self)
+
+
+class IngestError(RuntimeError):
+    """Some documents could not be stored; ``failed_ids`` names them and ``stored_ids`` the rest.
+
+    Re-running the same ingest stores the missing ones without duplicating the others.
+    """
+
+    def __init__(self, message: str, failed_ids: list[str], stored_ids: list[str]) -> None:
+        super().__init__(message)
+        self.failed_ids = failed_ids
+        self.stored_ids = stored_ids
+
+
+def point_id(doc: Document) -> str:
+    """Deterministic UUID (string) of a document: from the user's id if given, else from its text."""
+    source = f"id:{doc.id}" if doc.id is not None else f"text:{doc.text}"
+    return str(uuid.uuid5(ID_NAMESPACE, source))
+
+
+def to_document(item: Any, index: int) -> Document:
+    """Normalise one input: a string, a ``Document`` or a mapping with ``text`` (+ ``id``, ``metadata``)."""
+    if isinstance(item, Document):
+        doc = item
+    elif isinstance(item, str):
+        doc = Document(text=item)
+    elif isinstance(item, Mapping):
+        if "text" not in item:
+            raise ValueError(f"docs[{index}] has no 'text' key (keys: {sorted(map(str, item))})")
+        metadata = item.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"docs[{index}]['metadata'] must be a mapping, got {type(metadata).__name__}")
+        doc_id = item.get("id")
+        doc = Document(text=item["text"], id=None if doc_id is None else str(doc_id), metadata=dict(metadata))
+    else:
+        raise TypeError(f"docs[{index}] is {type(item).__name__}; expected a str or a mapping with 'text'")
+    if not isinstance(doc.text, str):
+        raise TypeError(f"docs[{index}] text is {type(doc.text).__name__}, expected str")
+    return doc
+
+
+def iter_documents(docs: Iterable[Any]) -> Iterator[Document]:
+    """Normalise documents lazily (generators stream); raises ``ValueError`` if there are none."""
+    if docs is None or isinstance(docs, (str, bytes, Mapping)):
+        raise TypeError("docs must be an iterable of documents (strings or mappings), e.g. a list or a generator")
+    empty = True
+    for index, item in enumerate(docs):
+        empty = False
+        yield to_document(item, index)
+    if empty:
+        raise ValueError("docs is empty: nothing to upsert")
+
+
+def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
+    while batch := list(islice(docs, size)):
+        # the same id twice in one batch: the last one wins, as a re-run would do
+        unique = {point_id(d): d for d in batch}
+        yield list(unique.values())
+
+
+def _encode_ahead(batches: Iterator[list[Document]], encode: Callable[[list[str]], M3Output],
+                  depth: int = 2) -> Iterator[tuple[list[Document], M3Output]]:
+    """Encode in a background thread, ``depth`` batches ahead of the consumer."""
+    out: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                out.put((batch, encode([d.text for d in batch])))
+            out.put(done)
+        except BaseException as exc:  # surfaced in the consumer
+            out.put(exc)
+
+    worker = threading.Thread(target=produce, name="m3-encode-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := out.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                out.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+def with_retries(call: Callable[[], Any], *, attempts: int = 3, backoff: float = 0.5,
+                 transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)) -> Any:
+    """Run ``call``, retrying transient errors with exponential backoff."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return call()
+        except transient as exc:
+            if attempt == attempts:
+                raise
+            delay = backoff * 2 ** (attempt - 1)
+            logger.warning("transient error (%s), retry %d/%d in %.1fs", exc, attempt, attempts - 1, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def run_ingest(
+    docs: Iterable[Any],
+    encode: Callable[[list[str]], M3Output],
+    write: Callable[[list[Document], M3Output], None],
+    *,
+    batch_size: int = 64,
+    show_progress: bool | None = None,
+    attempts: int = 3,
+    backoff: float = 0.5,
+    transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError),
+) -> list[str]:
+    """Encode and write documents batch by batch; returns the stored keys (user id, else derived id).
+
+    ``write`` gets each batch with its encoder output and must be idempotent (upsert by deterministic
+    id). A batch that still fails after retries is reported, the others go on, and at the end an
+    ``IngestError`` lists what was not stored.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    documents = iter_documents(docs)
+    first = next(documents)  # raises on empty input before anything is touched
+    stream = _chain_one(first, documents)
+    if show_progress is None:
+        show_progress = sys.stderr.isatty()
+    progress = None
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(desc="upserting", unit="doc")
+    stored: list[str] = []
+    failed: list[str] = []
+    last_error: BaseException | None = None
+    try:
+        for batch, output in _encode_ahead(_batches(stream, batch_size), encode):
+            try:
+                with_retries(lambda: write(batch, output), attempts=attempts, backoff=backoff, transient=transient)
+                stored.extend(d.key for d in batch)
+            except transient as exc:
+                last_error = exc
+                failed.extend(d.key for d in batch)
+                logger.error("could not store %d documents after %d attempts: %s", len(batch), attempts, exc)
+            if progress is not None:
+                progress.update(len(batch))
+    finally:
+        if progress is not None:
+            progress.close()
+    if failed:
+        raise IngestError(
+            f"{len(failed)} of {len(failed) + len(stored)} documents were not stored ({last_error}); "
+            f"re-run the same ingest to store them (stored ones are not duplicated). First failed ids: {failed[:5]}",
+            failed_ids=failed, stored_ids=stored,
+        )
+    return stored
+
+
+def _chain_one(first: Document, rest: Iterator[Document]) -> Iterator[Document]:
+    yield first
+    yield from rest

@@ -1,0 +1,85 @@
+"""What every store adapter shares at query time: validating a query plan, and the ``Hit`` type."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .encoder.scoring import DEFAULT_WEIGHTS, validate_weights
+
+MODES = ("dense", "sparse", "colbert", "hybrid")
+FUSIONS = ("weighted", "rrf", "dbsf")
+DEFAULT_RRF_K = 60
+
+
+@dataclass
+class Hit:
+    """One search result.
+
+    Attributes:
+        id: the user's document id (or the deterministic id derived from the text).
+        score: the fused score (for ``weighted``, the reference BGE-M3 weighted score).
+        text: the stored text.
+        metadata: the user's metadata.
+        scores: per-mode scores that were computed for this hit (``dense``, ``sparse``, ``colbert``),
+            on the reference scale (ColBERT divided by the number of query tokens).
+    """
+
+    id: str
+    score: float
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """A validated search request."""
+
+    mode: str
+    fusion: str
+    weights: tuple[float, float, float]
+    limit: int
+    prefetch_limit: int
+    rrf_k: int
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The representations the query needs from the encoder, among dense / sparse / colbert."""
+        if self.mode != "hybrid":
+            return (self.mode,)
+        w_d, w_s, w_c = self.weights
+        # dense and sparse always form the candidate set; ColBERT only re-scores when weighted in
+        needed = ["dense", "sparse"]
+        if w_c > 0 or self.fusion != "weighted":
+            needed.append("colbert")
+        return tuple(needed)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def make_plan(
+    mode: str = "hybrid",
+    fusion: str = "weighted",
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    limit: int = 10,
+    prefetch_limit: int = 100,
+    rrf_k: int = DEFAULT_RRF_K,
+) -> QueryPlan:
+    """Validate the search knobs shared by every store; raises ``ValueError``/``TypeError`` naming the problem."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
+    limit = _positive_int("limit", limit)
+    prefetch_limit = _positive_int("prefetch_limit", prefetch_limit)
+    rrf_k = _positive_int("rrf_k", rrf_k)
+    return QueryPlan(mode=mode, fusion=fusion, weights=validate_weights(weights), limit=limit,
+                     prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k)

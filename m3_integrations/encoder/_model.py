@@ -1,0 +1,119 @@
+"""XLM-RoBERTa forward over *packed* (unpadded) token sequences.
+
+The linear layers, which carry almost all FLOPs, run on ``[total_real_tokens, hidden]``: padding costs
+nothing there. Only attention sees a padded ``[batch, heads, seq, head_dim]`` view, and batches are
+length-sorted so that padding is small; a batch of equal lengths (or one sequence) needs no mask at
+all, which lets SDPA use its flash kernels, also on CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers.activations import ACT2FN
+
+
+@dataclass
+class _Layer:
+    qkv_w: torch.Tensor
+    qkv_b: torch.Tensor
+    attn_out_w: torch.Tensor
+    attn_out_b: torch.Tensor
+    ln1: tuple[torch.Tensor, torch.Tensor]
+    ffn_in_w: torch.Tensor
+    ffn_in_b: torch.Tensor
+    ffn_out_w: torch.Tensor
+    ffn_out_b: torch.Tensor
+    ln2: tuple[torch.Tensor, torch.Tensor]
+
+
+class PackedXLMRoberta:
+    """Inference-only XLM-R encoder taking the weights of a transformers ``XLMRobertaModel``."""
+
+    def __init__(self, hf_model: torch.nn.Module) -> None:
+        config = hf_model.config
+        if config.model_type not in {"xlm-roberta", "roberta"}:
+            raise ValueError(f"expected an XLM-RoBERTa backbone (BGE-M3), got model_type={config.model_type!r}")
+        self.hidden = config.hidden_size
+        self.heads = config.num_attention_heads
+        self.head_dim = self.hidden // self.heads
+        self.eps = config.layer_norm_eps
+        self.padding_idx = config.pad_token_id
+        self.max_positions = config.max_position_embeddings - self.padding_idx - 1
+        self.act = ACT2FN[config.hidden_act]
+        emb = hf_model.embeddings
+        self.word = emb.word_embeddings.weight.detach()
+        self.pos = emb.position_embeddings.weight.detach()
+        self.type0 = emb.token_type_embeddings.weight.detach()[0]
+        self.emb_ln = (emb.LayerNorm.weight.detach(), emb.LayerNorm.bias.detach())
+        self.layers: list[_Layer] = []
+        for layer in hf_model.encoder.layer:
+            sa = layer.attention.self
+            self.layers.append(_Layer(
+                qkv_w=torch.cat([sa.query.weight, sa.key.weight, sa.value.weight]).detach(),
+                qkv_b=torch.cat([sa.query.bias, sa.key.bias, sa.value.bias]).detach(),
+                attn_out_w=layer.attention.output.dense.weight.detach(),
+                attn_out_b=layer.attention.output.dense.bias.detach(),
+                ln1=(layer.attention.output.LayerNorm.weight.detach(), layer.attention.output.LayerNorm.bias.detach()),
+                ffn_in_w=layer.intermediate.dense.weight.detach(),
+                ffn_in_b=layer.intermediate.dense.bias.detach(),
+                ffn_out_w=layer.output.dense.weight.detach(),
+                ffn_out_b=layer.output.dense.bias.detach(),
+                ln2=(layer.output.LayerNorm.weight.detach(), layer.output.LayerNorm.bias.detach()),
+            ))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    def flops_per_token(self, seq_len: int = 0) -> float:
+        """Model FLOPs per token: 2 * matmul parameters, plus attention (QK^T and AV) for ``seq_len``."""
+        h, inter = self.hidden, self.layers[0].ffn_in_w.shape[0]
+        per_layer = 2 * (4 * h * h + 2 * h * inter) + 4 * seq_len * h
+        return float(per_layer * self.num_layers)
+
+    def forward(self, input_ids: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """Encode concatenated sequences ``input_ids [T]`` of the given lengths; returns ``[T, hidden]``."""
+        device = input_ids.device
+        n_seq, max_len = len(lengths), max(lengths)
+        lens = torch.tensor(lengths, device=device)
+        seq_of_token = torch.repeat_interleave(torch.arange(n_seq, device=device), lens)
+        starts = torch.cumsum(lens, 0) - lens
+        offset_in_seq = torch.arange(input_ids.numel(), device=device) - starts[seq_of_token]
+
+        # Position ids exactly as transformers' create_position_ids_from_input_ids, per sequence.
+        not_pad = (input_ids != self.padding_idx).to(torch.long)
+        running = torch.cumsum(not_pad, 0)
+        before_seq = (running - not_pad)[starts][seq_of_token]
+        positions = (running - before_seq) * not_pad + self.padding_idx
+
+        x = self.word[input_ids] + self.type0 + self.pos[positions]
+        x = F.layer_norm(x, (self.hidden,), *self.emb_ln, self.eps)
+
+        uniform = all(n == max_len for n in lengths)
+        if uniform:
+            pad_index, mask = None, None
+        else:
+            pad_index = seq_of_token * max_len + offset_in_seq
+            key_valid = torch.arange(max_len, device=device)[None, :] < lens[:, None]
+            mask = key_valid[:, None, None, :]
+        for layer in self.layers:
+            x = self._layer(x, layer, n_seq, max_len, pad_index, mask)
+        return x
+
+    def _layer(self, x, layer: _Layer, n_seq, max_len, pad_index, mask):
+        qkv = F.linear(x, layer.qkv_w, layer.qkv_b)
+        if pad_index is not None:
+            padded = qkv.new_zeros(n_seq * max_len, qkv.shape[1])
+            padded[pad_index] = qkv
+            qkv = padded
+        q, k, v = qkv.view(n_seq, max_len, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        attn = attn.transpose(1, 2).reshape(n_seq * max_len, self.hidden)
+        if pad_index is not None:
+            attn = attn[pad_index]
+        x = F.layer_norm(F.linear(attn, layer.attn_out_w, layer.attn_out_b) + x, (self.hidden,), *layer.ln1, self.eps)
+        h = self.act(F.linear(x, layer.ffn_in_w, layer.ffn_in_b))
+        return F.layer_norm(F.linear(h, layer.ffn_out_w, layer.ffn_out_b) + x, (self.hidden,), *layer.ln2, self.eps)

@@ -1,0 +1,290 @@
+"""``M3Encoder``: BGE-M3's dense, sparse and ColBERT outputs from one forward pass."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._batcher import plan_batches
+from ._loading import COLBERT_HEAD, DEFAULT_MODEL, SPARSE_HEAD, ModelLoadError, load_linear_head, resolve_model_dir
+from ._model import PackedXLMRoberta
+from .types import M3Output
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {
+    "float32": torch.float32, "fp32": torch.float32,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+}
+
+
+@dataclass
+class EncoderStats:
+    """Counters of the work an encoder did (useful to check that a pipeline runs the model once)."""
+
+    forward_passes: int = 0
+    texts: int = 0
+    tokens: int = 0
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32  # bf16/fp16 matmuls are far slower than fp32 on most CPUs
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
+
+
+class M3Encoder:
+    """BGE-M3 encoder: one forward pass gives dense, sparse (lexical) and ColBERT representations.
+
+    Numerically the reference ``FlagEmbedding.BGEM3FlagModel`` (fp32), but it batches length-sorted
+    texts by a token budget, runs the transformer on unpadded tokens and post-processes all three
+    outputs vectorized on the device.
+
+    Args:
+        model_name_or_path: hub id (default ``"BAAI/bge-m3"``; honours ``HF_HUB_OFFLINE``) or a local
+            directory with the BGE-M3 layout (config, weights, tokenizer, ``sparse_linear.pt``,
+            ``colbert_linear.pt``).
+        device: ``None`` picks CUDA when available, else CPU.
+        dtype: ``None`` picks bf16 (fp16 where bf16 is unsupported) on GPU and fp32 on CPU.
+        max_batch_tokens: padded tokens per forward pass (memory follows this, not the text count);
+            default 8192 on CPU, 32768 on GPU.
+        max_batch_size: most texts per forward pass.
+        query_max_length: default truncation length of ``encode_queries``.
+        document_max_length: default truncation length of ``encode`` and ``encode_documents``.
+        revision, cache_dir: passed to the hub download.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike = DEFAULT_MODEL,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_batch_tokens: int | None = None,
+        max_batch_size: int = 256,
+        query_max_length: int = 512,
+        document_max_length: int = 8192,
+        revision: str | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        from transformers import AutoConfig, AutoTokenizer, XLMRobertaModel
+
+        self.model_name = str(model_name_or_path)
+        self.device = _pick_device(device)
+        self.dtype = _pick_dtype(dtype, self.device)
+        self.model_dir: Path = resolve_model_dir(model_name_or_path, revision=revision, cache_dir=cache_dir)
+        config = AutoConfig.from_pretrained(self.model_dir)
+        if config.model_type != "xlm-roberta":
+            raise ModelLoadError(
+                f"{self.model_name!r} is a {config.model_type!r} model; M3Encoder needs BGE-M3 (xlm-roberta)"
+            )
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        backbone = XLMRobertaModel.from_pretrained(self.model_dir, add_pooling_layer=False, dtype=self.dtype)
+        backbone = backbone.to(self.device).eval()
+        self._net = PackedXLMRoberta(backbone)
+        del backbone
+        self.dim: int = config.hidden_size
+        self.vocab_size: int = config.vocab_size
+        self.max_length: int = self._net.max_positions
+        self._sparse_head = self._optional_head(SPARSE_HEAD, 1)
+        self._colbert_head = self._optional_head(COLBERT_HEAD, self.dim)
+        tok = self.tokenizer
+        specials = {tok.cls_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id} - {None}
+        self._special_ids = torch.zeros(self.vocab_size, dtype=torch.bool, device=self.device)
+        self._special_ids[list(specials)] = True
+        self._eos_id = tok.eos_token_id
+        self._backend = tok.backend_tokenizer
+        self._backend.no_truncation()
+        self._backend.no_padding()
+        self.max_batch_tokens = max_batch_tokens or (32768 if self.device.type == "cuda" else 8192)
+        self.max_batch_size = max_batch_size
+        self.query_max_length = self._check_max_length(query_max_length)
+        self.document_max_length = self._check_max_length(document_max_length)
+        self.stats = EncoderStats()
+        self._lock = threading.Lock()
+        self._warned_truncation = False
+
+    def _optional_head(self, filename: str, out_features: int) -> torch.nn.Linear | None:
+        if not (self.model_dir / filename).is_file():
+            logger.warning("%s not found in %s: only dense output is available", filename, self.model_dir)
+            return None
+        return load_linear_head(self.model_dir, filename, self.dim, out_features).to(self.device)
+
+    def __repr__(self) -> str:
+        return f"M3Encoder({self.model_name!r}, device={str(self.device)!r}, dtype={str(self.dtype)!r})"
+
+    # ----------------------------------------------------------------------------------------- inputs
+    def _check_max_length(self, max_length: int) -> int:
+        if isinstance(max_length, bool) or not isinstance(max_length, int):
+            raise TypeError(f"max_length must be an int, got {max_length!r}")
+        if not 2 <= max_length <= self.max_length:
+            raise ValueError(f"max_length must be between 2 and {self.max_length} (the model's limit), got {max_length}")
+        return max_length
+
+    @staticmethod
+    def _check_texts(texts: str | Iterable[str]) -> list[str]:
+        if isinstance(texts, str):
+            return [texts]
+        if texts is None or not isinstance(texts, Iterable):
+            raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        return texts
+
+    def tokenize(self, texts: str | Iterable[str]) -> list[list[int]]:
+        """Token ids of each text with ``<s>``/``</s>``, untruncated."""
+        texts = self._check_texts(texts)
+        return [e.ids for e in self._backend.encode_batch(texts)] if texts else []
+
+    def count_tokens(self, texts: str | Iterable[str]) -> list[int]:
+        """Number of tokens of each text, special tokens included, untruncated."""
+        return [len(ids) for ids in self.tokenize(texts)]
+
+    def _truncate(self, token_ids: list[list[int]], max_length: int) -> list[list[int]]:
+        out = []
+        longest = 0
+        for ids in token_ids:
+            if len(ids) > max_length:
+                longest = max(longest, len(ids))
+                ids = ids[: max_length - 1] + [self._eos_id]
+            out.append(ids)
+        if longest and not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(
+                f"texts longer than max_length={max_length} tokens (up to {longest}) were truncated; "
+                "split long documents into chunks to keep all their content (warned once per encoder)",
+                UserWarning, stacklevel=3,
+            )
+        return out
+
+    # ----------------------------------------------------------------------------------------- encode
+    def encode(
+        self,
+        texts: str | Iterable[str],
+        max_length: int | None = None,
+        return_dense: bool = True,
+        return_sparse: bool = True,
+        return_colbert: bool = True,
+    ) -> M3Output:
+        """Encode texts; returns the asked-for representations in input order.
+
+        Texts over ``max_length`` tokens (default ``document_max_length``) are truncated as the
+        reference does, with a one-time warning. A single string is taken as a batch of one.
+        """
+        texts = self._check_texts(texts)
+        max_length = self._check_max_length(self.document_max_length if max_length is None else max_length)
+        if not (return_dense or return_sparse or return_colbert):
+            raise ValueError("ask for at least one of return_dense, return_sparse, return_colbert")
+        for wanted, head, name in ((return_sparse, self._sparse_head, SPARSE_HEAD),
+                                   (return_colbert, self._colbert_head, COLBERT_HEAD)):
+            if wanted and head is None:
+                raise ModelLoadError(
+                    f"{name} is missing from {str(self.model_dir)!r}, so this model cannot give "
+                    f"{'sparse' if name == SPARSE_HEAD else 'ColBERT'} output; download the full BGE-M3 "
+                    "directory or pass return_sparse=False, return_colbert=False"
+                )
+        token_ids = self._truncate(self.tokenize(texts), max_length)
+        n = len(token_ids)
+        dense = np.zeros((n, self.dim), dtype=np.float32) if return_dense else None
+        sparse: list | None = [None] * n if return_sparse else None
+        colbert: list | None = [None] * n if return_colbert else None
+        lengths = [len(ids) for ids in token_ids]
+        for batch in plan_batches(lengths, self.max_batch_tokens, self.max_batch_size):
+            d, s, c = self._encode_batch([token_ids[i] for i in batch], return_dense, return_sparse, return_colbert)
+            if d is not None:
+                dense[batch] = d
+            for pos, i in enumerate(batch):
+                if s is not None:
+                    sparse[i] = s[pos]
+                if c is not None:
+                    colbert[i] = c[pos]
+        return M3Output(dense=dense, sparse=sparse, colbert=colbert)
+
+    def encode_queries(self, queries: str | Iterable[str], max_length: int | None = None, **kwargs) -> M3Output:
+        """``encode`` with the query truncation length (``query_max_length``, default 512)."""
+        return self.encode(queries, self.query_max_length if max_length is None else max_length, **kwargs)
+
+    def encode_documents(self, documents: str | Iterable[str], max_length: int | None = None, **kwargs) -> M3Output:
+        """``encode`` with the document truncation length (``document_max_length``, default 8192)."""
+        return self.encode(documents, self.document_max_length if max_length is None else max_length, **kwargs)
+
+    async def aencode(self, texts: str | Iterable[str], **kwargs) -> M3Output:
+        """``encode`` in a worker thread, so the event loop stays free."""
+        return await asyncio.to_thread(self.encode, texts, **kwargs)
+
+    async def aencode_queries(self, queries: str | Iterable[str], **kwargs) -> M3Output:
+        """``encode_queries`` in a worker thread."""
+        return await asyncio.to_thread(self.encode_queries, queries, **kwargs)
+
+    async def aencode_documents(self, documents: str | Iterable[str], **kwargs) -> M3Output:
+        """``encode_documents`` in a worker thread."""
+        return await asyncio.to_thread(self.encode_documents, documents, **kwargs)
+
+    # -------------------------------------------------------------------------------------- internals
+    @torch.inference_mode()
+    def _encode_batch(self, batch_ids: list[list[int]], want_dense: bool, want_sparse: bool, want_colbert: bool):
+        lengths = [len(ids) for ids in batch_ids]
+        flat = torch.tensor([t for ids in batch_ids for t in ids], dtype=torch.long)
+        with self._lock:
+            input_ids = flat.to(self.device, non_blocking=True)
+            hidden = self._net.forward(input_ids, lengths)
+            self.stats.forward_passes += 1
+            self.stats.texts += len(lengths)
+            self.stats.tokens += int(flat.numel())
+            lens = torch.tensor(lengths, device=self.device)
+            starts = torch.cumsum(lens, 0) - lens
+            dense = sparse_parts = colbert = None
+            if want_dense:
+                dense = F.normalize(hidden[starts].float(), dim=-1).cpu().numpy()
+            if want_sparse:
+                sparse_parts = self._sparse(hidden, input_ids, lens)
+            if want_colbert:
+                not_cls = torch.ones(hidden.shape[0], dtype=torch.bool, device=self.device)
+                not_cls[starts] = False
+                vecs = F.normalize(self._colbert_head(hidden[not_cls].float()), dim=-1).cpu().numpy()
+        sparse = None
+        if sparse_parts is not None:
+            seq_counts, token_ids, weights = sparse_parts
+            ends = np.cumsum(seq_counts)
+            sparse = [dict(zip(token_ids[e - c:e], weights[e - c:e])) for c, e in zip(seq_counts, ends)]
+        if want_colbert:
+            colbert = np.split(vecs, np.cumsum([n - 1 for n in lengths])[:-1])
+        return dense, sparse, colbert
+
+    def _sparse(self, hidden: torch.Tensor, input_ids: torch.Tensor, lens: torch.Tensor):
+        """Max weight per (text, token id), specials and zeros dropped, with no vocab-sized tensor."""
+        weights = torch.relu(self._sparse_head(hidden.float())).squeeze(-1)
+        seq_of_token = torch.repeat_interleave(torch.arange(lens.numel(), device=hidden.device), lens)
+        keep = (weights > 0) & ~self._special_ids[input_ids]
+        keys = seq_of_token[keep] * self.vocab_size + input_ids[keep]
+        unique_keys, inverse = torch.unique(keys, return_inverse=True)
+        best = torch.zeros(unique_keys.numel(), dtype=weights.dtype, device=weights.device)
+        best = best.scatter_reduce(0, inverse, weights[keep], reduce="amax", include_self=False)
+        seq_counts = torch.bincount(unique_keys // self.vocab_size, minlength=lens.numel())
+        return seq_counts.tolist(), (unique_keys % self.vocab_size).tolist(), best.tolist()
