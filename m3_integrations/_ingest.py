@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import Any
 
@@ -180,7 +181,7 @@ def run_ingest(
     try:
         for batch, output in _encode_ahead(_batches(stream, batch_size), encode):
             try:
-                with_retries(lambda: write(batch, output), attempts=attempts, backoff=backoff, transient=transient)
+                with_retries(partial(write, batch, output), attempts=attempts, backoff=backoff, transient=transient)
                 stored.extend(d.key for d in batch)
             except transient as exc:
                 last_error = exc

@@ -83,3 +83,46 @@ def make_plan(
     rrf_k = _positive_int("rrf_k", rrf_k)
     return QueryPlan(mode=mode, fusion=fusion, weights=validate_weights(weights), limit=limit,
                      prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k)
+
+
+# ------------------------------------------------------------------------------------------ filters
+FILTER_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A condition on one user-metadata field, e.g. ``Condition("lang", "eq", "en")``.
+
+    ``op`` is one of ``eq ne gt gte lt lte in nin``; ``in``/``nin`` take a list of values.
+    Each store adapter translates it to its database's native filter.
+    """
+
+    key: str
+    op: str
+    value: Any
+
+    def __post_init__(self) -> None:
+        if self.op not in FILTER_OPS:
+            raise ValueError(f"filter operator must be one of {', '.join(FILTER_OPS)}; got {self.op!r}")
+        if not isinstance(self.key, str) or not self.key:
+            raise ValueError(f"filter key must be a non-empty string, got {self.key!r}")
+        if self.op in ("in", "nin") and not isinstance(self.value, (list, tuple, set, frozenset)):
+            raise ValueError(f"filter operator {self.op!r} needs a list of values, got {self.value!r}")
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """All of the conditions hold (AND)."""
+
+    conditions: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """At least one of the conditions holds (OR)."""
+
+    conditions: tuple[Any, ...]
+
+
+MetadataFilter = Condition | AllOf | AnyOf
+"""A database-neutral filter over user metadata; adapters also accept their native filter objects."""

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,31 @@ class EncoderStats:
     forward_passes: int = 0
     texts: int = 0
     tokens: int = 0
+
+
+class _OutputCache:
+    """A thread-safe LRU of one-row ``M3Output``s keyed by (text, max_length)."""
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self.max_entries = max_entries
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
 
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
@@ -127,6 +153,20 @@ class M3Encoder:
         self.stats = EncoderStats()
         self._lock = threading.Lock()
         self._warned_truncation = False
+        self._cache: _OutputCache | None = None
+
+    def enable_cache(self, max_entries: int = 1024) -> None:
+        """Keep the outputs of the last ``max_entries`` distinct texts (all three representations).
+
+        Framework adapters turn this on so that, for example, a dense embedding call followed by a
+        store write of the same texts runs the model once. ``stats`` counts only real forward work.
+        """
+        if self._cache is None or self._cache.max_entries != max_entries:
+            self._cache = _OutputCache(max_entries)
+
+    def disable_cache(self) -> None:
+        """Drop the output cache."""
+        self._cache = None
 
     def _optional_head(self, filename: str, out_features: int) -> torch.nn.Linear | None:
         if not (self.model_dir / filename).is_file():
@@ -142,7 +182,9 @@ class M3Encoder:
         if isinstance(max_length, bool) or not isinstance(max_length, int):
             raise TypeError(f"max_length must be an int, got {max_length!r}")
         if not 2 <= max_length <= self.max_length:
-            raise ValueError(f"max_length must be between 2 and {self.max_length} (the model's limit), got {max_length}")
+            raise ValueError(
+                f"max_length must be between 2 and {self.max_length} (the model's limit), got {max_length}"
+            )
         return max_length
 
     @staticmethod
@@ -209,6 +251,29 @@ class M3Encoder:
                     f"{'sparse' if name == SPARSE_HEAD else 'ColBERT'} output; download the full BGE-M3 "
                     "directory or pass return_sparse=False, return_colbert=False"
                 )
+        if self._cache is not None:
+            return self._encode_cached(texts, max_length, return_dense, return_sparse, return_colbert)
+        return self._encode_uncached(texts, max_length, return_dense, return_sparse, return_colbert)
+
+    def _encode_cached(self, texts, max_length, return_dense, return_sparse, return_colbert) -> M3Output:
+        cache = self._cache
+        found = {t: cache.get((t, max_length)) for t in dict.fromkeys(texts)}
+        missing = [t for t, out in found.items() if out is None]
+        if missing:
+            fresh = self._encode_uncached(missing, max_length, True, self._sparse_head is not None,
+                                          self._colbert_head is not None)
+            for i, text in enumerate(missing):
+                found[text] = fresh[i]
+                cache.put((text, max_length), fresh[i])
+        rows = [found[t] for t in texts]
+        return M3Output(
+            dense=np.concatenate([r.dense for r in rows]) if return_dense and rows else (
+                np.zeros((0, self.dim), np.float32) if return_dense else None),
+            sparse=[r.sparse[0] for r in rows] if return_sparse else None,
+            colbert=[r.colbert[0] for r in rows] if return_colbert else None,
+        )
+
+    def _encode_uncached(self, texts, max_length, return_dense, return_sparse, return_colbert) -> M3Output:
         token_ids = self._truncate(self.tokenize(texts), max_length)
         n = len(token_ids)
         dense = np.zeros((n, self.dim), dtype=np.float32) if return_dense else None
@@ -272,7 +337,8 @@ class M3Encoder:
         if sparse_parts is not None:
             seq_counts, token_ids, weights = sparse_parts
             ends = np.cumsum(seq_counts)
-            sparse = [dict(zip(token_ids[e - c:e], weights[e - c:e])) for c, e in zip(seq_counts, ends)]
+            sparse = [dict(zip(token_ids[e - c:e], weights[e - c:e], strict=True))
+                      for c, e in zip(seq_counts, ends, strict=True)]
         if want_colbert:
             colbert = np.split(vecs, np.cumsum([n - 1 for n in lengths])[:-1])
         return dense, sparse, colbert

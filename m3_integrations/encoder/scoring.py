@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .types import M3Output
+
 DEFAULT_WEIGHTS: tuple[float, float, float] = (0.4, 0.2, 0.4)
 """Dense, sparse, ColBERT weights from the BGE-M3 README example."""
 
@@ -79,7 +81,7 @@ def weighted_score(
 
 
 def compute_scores(
-    query: "M3Output", document: "M3Output", weights: Sequence[float] = DEFAULT_WEIGHTS  # noqa: F821
+    query: M3Output, document: M3Output, weights: Sequence[float] = DEFAULT_WEIGHTS
 ) -> dict[str, float]:
     """All reference scores of one (query, document) pair of one-row outputs.
 
