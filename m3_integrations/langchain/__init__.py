@@ -1,0 +1,40 @@
+"""LangChain integration: BGE-M3 embeddings, sparse embeddings and a hybrid retriever.
+
+- ``M3Embeddings``: dense vectors as a LangChain ``Embeddings``.
+- ``M3SparseEmbeddings``: lexical weights as a langchain-qdrant ``SparseEmbeddings`` (imported on
+  first access; needs ``langchain-qdrant``).
+- ``M3HybridRetriever``: dense + sparse + ColBERT retrieval fused inside Qdrant (client, or the
+  embedded ``QdrantEdgeStore``) or Milvus, one forward pass per query.
+- ``add_documents`` / ``aadd_documents``: store LangChain ``Document`` s (text, metadata, id) for
+  the retriever.
+
+Install with ``pip install 'm3-integrations[langchain]'`` plus the database extra you use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .embeddings import M3Embeddings, M3EncoderSettings
+from .retriever import M3HybridRetriever, aadd_documents, add_documents
+
+if TYPE_CHECKING:
+    from .sparse import M3SparseEmbeddings
+
+__all__ = [
+    "M3Embeddings", "M3EncoderSettings", "M3HybridRetriever", "M3SparseEmbeddings", "aadd_documents",
+    "add_documents",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "M3SparseEmbeddings":
+        try:
+            from .sparse import M3SparseEmbeddings
+        except ImportError as exc:
+            raise ImportError(
+                "M3SparseEmbeddings needs langchain-qdrant (its SparseEmbeddings interface): "
+                "pip install 'm3-integrations[langchain]' or pip install langchain-qdrant"
+            ) from exc
+        return M3SparseEmbeddings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
