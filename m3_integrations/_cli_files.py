@@ -191,8 +191,8 @@ def chunk_text(text: str, tokenizer: Any, chunk_tokens: int = 512, overlap: int 
     """Split ``text`` into pieces of at most ``chunk_tokens`` tokens (``<s>``/``</s>`` included).
 
     Pieces are exact substrings of ``text`` that start and end on word boundaries (whitespace, as
-    XLM-R's pre-tokenizer sees it), found through the token offsets; consecutive pieces share about
-    ``overlap`` tokens. A single word longer than a chunk is cut between tokens. Empty or
+    XLM-R's pre-tokenizer sees it), found through the token offsets; consecutive pieces share at
+    least ``overlap`` tokens (rounded back to a word start). A single word longer than a chunk is cut between tokens. Empty or
     whitespace-only text gives no chunks. The result depends only on the text, the tokenizer and
     the two settings.
 
@@ -225,9 +225,11 @@ def chunk_text(text: str, tokenizer: Any, chunk_tokens: int = 512, overlap: int 
             pieces.append(piece)
         if e >= n:
             return pieces
+        # the next chunk starts at the word holding the token ``overlap`` tokens back (so at least
+        # ``overlap`` tokens are shared), or mid-word where one word is longer than the chunk
         target = max(e - overlap, s + 1)
-        k = bisect.bisect_left(starts, target)
-        s = starts[k] if k < len(starts) and starts[k] <= e else target
+        k = bisect.bisect_right(starts, target) - 1
+        s = starts[k] if starts[k] > s else target
 
 
 def iter_chunks(records: list[Record], tokenizer: Any, chunk_tokens: int, overlap: int) -> Iterator[tuple[Record,

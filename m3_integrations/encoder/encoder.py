@@ -164,6 +164,11 @@ class M3Encoder:
         if self._cache is None or self._cache.max_entries != max_entries:
             self._cache = _OutputCache(max_entries)
 
+    @property
+    def cache_size(self) -> int | None:
+        """Capacity of the output cache, or ``None`` when it is off."""
+        return None if self._cache is None else self._cache.max_entries
+
     def disable_cache(self) -> None:
         """Drop the output cache."""
         self._cache = None

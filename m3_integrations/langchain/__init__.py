@@ -7,6 +7,7 @@
   embedded ``QdrantEdgeStore``) or Milvus, one forward pass per query.
 - ``add_documents`` / ``aadd_documents``: store LangChain ``Document`` s (text, metadata, id) for
   the retriever.
+- ``Condition`` / ``AllOf`` / ``AnyOf``: database-neutral metadata filters for the retriever.
 
 Install with ``pip install 'm3-integrations[langchain]'`` plus the database extra you use.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._query import AllOf, AnyOf, Condition
 from .embeddings import M3Embeddings, M3EncoderSettings
 from .retriever import M3HybridRetriever, aadd_documents, add_documents
 
@@ -22,8 +24,8 @@ if TYPE_CHECKING:
     from .sparse import M3SparseEmbeddings
 
 __all__ = [
-    "M3Embeddings", "M3EncoderSettings", "M3HybridRetriever", "M3SparseEmbeddings", "aadd_documents",
-    "add_documents",
+    "AllOf", "AnyOf", "Condition", "M3Embeddings", "M3EncoderSettings", "M3HybridRetriever", "M3SparseEmbeddings",
+    "aadd_documents", "add_documents",
 ]
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 
 from langchain_qdrant import SparseEmbeddings, SparseVector
-
 from pydantic import Field
 
 from ._shared import DEFAULT_CACHE_SIZE, check_texts, encode_dense_sparse

@@ -14,12 +14,15 @@ from .._ingest import Document
 from .._query import Hit
 from ..encoder import M3Encoder
 
-DEFAULT_CACHE_SIZE = 2048
+DEFAULT_CACHE_SIZE = 1024
 """Entries of the encoder's output cache turned on by the LlamaIndex classes.
 
-It matches ``VectorStoreIndex``'s default ``insert_batch_size`` (2048): the index embeds a batch of
-nodes, then hands the same batch to the store, which finds every text in the cache. With a smaller
-cache, pass ``insert_batch_size=<cache size>`` to the index (or the store re-encodes what fell out).
+``VectorStoreIndex`` embeds a batch of nodes (``insert_batch_size``, default 2048), then hands the
+same batch to the store, which finds the texts in the cache and stores all three representations
+without running the model again. A batch larger than the cache re-encodes only the part that fell
+out (the store reads the batch newest-first); pass ``insert_batch_size=1024`` (or less than your
+``cache_size``) to the index for exactly one pass. Each entry holds a text's ColBERT rows
+(tokens x 1024 floats for BGE-M3: ~1 MB for 256 tokens), so size the cache to your memory.
 """
 
 SCORES_KEY = "m3_scores"
@@ -52,7 +55,7 @@ def ensure_cache(encoder: M3Encoder, cache_size: int | None) -> None:
     """
     if not cache_size:
         return
-    if getattr(encoder, "_cache", None) is None:  # M3Encoder has no public "is the cache on" flag
+    if encoder.cache_size is None:
         encoder.enable_cache(cache_size)
 
 
@@ -82,7 +85,9 @@ def adapter_for_client(client: Any, expected: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(f"m3_integrations.{kind}")
     except ImportError as exc:
-        raise ImportError(f"m3_integrations.{kind} could not be imported ({exc}); install m3-integrations[{kind}]") from exc
+        raise ImportError(
+            f"m3_integrations.{kind} could not be imported ({exc}); install m3-integrations[{kind}]"
+        ) from exc
 
 
 def node_to_document(node: BaseNode, flat_metadata: bool = False) -> Document:

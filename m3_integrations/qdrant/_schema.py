@@ -111,7 +111,8 @@ def problems(info: CollectionInfo, schema: QdrantSchema, dim: int | None) -> lis
             found.append(f"dense vector {schema.dense!r} is a multivector, expected a single vector")
     colbert = info.vectors.get(schema.colbert)
     if colbert is None:
-        found.append(f"ColBERT multivector {schema.colbert!r} is missing (named vectors: {sorted(info.vectors) or 'none'})")
+        found.append(f"ColBERT multivector {schema.colbert!r} is missing "
+                     f"(named vectors: {sorted(info.vectors) or 'none'})")
     else:
         if dim is not None and colbert.size != dim:
             found.append(f"ColBERT multivector {schema.colbert!r} has size {colbert.size}, the encoder gives {dim}")

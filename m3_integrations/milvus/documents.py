@@ -1,0 +1,320 @@
+"""Writing, reading, counting and deleting documents in a Milvus collection (sync and async)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .._ingest import Document, point_id, run_ingest
+from ..encoder.types import M3Output
+from ._colbert import MAX_QUERY_ROWS, companion_rows, generation, native_value
+from ._driver import Program, call, run_async, run_sync
+from ._filters import and_expr, in_list, to_expr
+from ._schema import (
+    COLBERT_STRUCT,
+    DENSE,
+    DOC_GEN,
+    DOC_ID,
+    DOC_PK,
+    GEN,
+    MAX_VARCHAR,
+    METADATA,
+    N_TOKENS,
+    PK,
+    SPARSE,
+    TEXT,
+    CollectionInfo,
+    create,
+    describe,
+    drop,
+    open_collection,
+    state,
+)
+
+EMPTY_SPARSE = {1: 1e-30}
+"""Stored for a text with no lexical weights (Milvus rejects empty sparse vectors): token id 1 is
+``<pad>``, which never appears in a query's sparse vector, so it adds exactly 0 to any score."""
+
+MAX_WRITE_BYTES = 32 * 1024 * 1024  # companion payload per upsert call
+
+
+def _transient() -> tuple[type[BaseException], ...]:
+    from pymilvus.exceptions import MilvusUnavailableException
+
+    return (ConnectionError, TimeoutError, OSError, MilvusUnavailableException)
+
+
+def _require_encoder(encoder: Any) -> Any:
+    if encoder is None:
+        raise ValueError("encoder is required: pass encoder=M3Encoder(...) (the same model for documents and queries)")
+    return encoder
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"collection_name must be a non-empty string, got {name!r}")
+    return name
+
+
+# ------------------------------------------------------------------------------------------- writing
+def _main_row(doc: Document, output: M3Output, i: int, info: CollectionInfo) -> tuple[dict[str, Any], str]:
+    key = doc.key
+    if len(doc.text.encode("utf-8")) > MAX_VARCHAR:
+        raise ValueError(
+            f"document {key!r}: its text is {len(doc.text.encode('utf-8'))} bytes in UTF-8; a Milvus VARCHAR "
+            f"holds at most {MAX_VARCHAR}. Split it into chunks before upserting"
+        )
+    if len(key.encode("utf-8")) > MAX_VARCHAR:
+        raise ValueError(f"document id {key[:40]!r}... is longer than {MAX_VARCHAR} bytes")
+    try:
+        json.dumps(doc.metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"document {key!r}: metadata must be JSON-serializable ({exc})") from exc
+    dense = np.asarray(output.dense[i], dtype=np.float32)
+    if dense.shape != (info.dim,):
+        raise ValueError(f"dense vector has dimension {dense.shape[-1]}; collection {info.name!r} stores {info.dim}")
+    colbert = np.asarray(output.colbert[i], dtype=np.float32)
+    sparse = {int(t): float(w) for t, w in output.sparse[i].items() if w > 0 and math.isfinite(w)} or EMPTY_SPARSE
+    gen = generation(doc.text, len(colbert))
+    row = {PK: point_id(doc), DOC_ID: key, TEXT: doc.text, METADATA: doc.metadata, DENSE: dense,
+           SPARSE: sparse, N_TOKENS: len(colbert), GEN: gen}
+    if info.layout == "native":
+        row[COLBERT_STRUCT] = native_value(colbert, key)
+    return row, gen
+
+
+def write_program(info: CollectionInfo, batch: list[Document], output: M3Output) -> Program:
+    """Upsert one encoded batch, keeping the companion ColBERT collection consistent.
+
+    Order: new ColBERT rows, then the main rows (which point at the new generation), then delete the
+    other generations' ColBERT rows of these documents. Every step is idempotent, so a retry or a
+    re-run repairs a write that stopped half-way.
+    """
+    rows, gens = [], []
+    for i, doc in enumerate(batch):
+        row, gen = _main_row(doc, output, i, info)
+        rows.append(row)
+        gens.append(gen)
+    if info.layout == "companion":
+        pending: list[dict[str, Any]] = []
+        size = 0
+        for row, i in zip(rows, range(len(batch)), strict=True):
+            for crow in companion_rows(row[PK], row[GEN], output.colbert[i]):
+                pending.append(crow)
+                size += len(crow["blob"])
+                if size >= MAX_WRITE_BYTES:
+                    yield call("upsert", info.colbert_name, data=pending)
+                    pending, size = [], 0
+        if pending:
+            yield call("upsert", info.colbert_name, data=pending)
+    yield call("upsert", info.name, data=rows)
+    if info.layout == "companion":
+        # find, then delete by primary key (`not (x in [...])` deletes are not supported by every engine)
+        current = {f"{r[PK]}:{r[GEN]}" for r in rows}
+        found = yield call("query", info.colbert_name, filter=in_list(DOC_PK, [r[PK] for r in rows]),
+                           output_fields=[PK, DOC_GEN], limit=MAX_QUERY_ROWS)
+        stale = [r[PK] for r in found if r[DOC_GEN] not in current]
+        if stale:
+            yield call("delete", info.colbert_name, filter=in_list(PK, stale))
+
+
+def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: str) -> Program:
+    if recreate:
+        yield from drop(client, name)
+    if (yield call("has_collection", name)):
+        info = yield from describe(client, name, dim)
+    else:
+        yield from drop(client, name)  # an orphan companion collection, if any
+        info = yield from create(client, name, dim, layout)
+    yield call("load_collection", name)
+    if info.colbert_name:
+        yield call("load_collection", info.colbert_name)
+    state(client).ready[name] = info
+    return info
+
+
+def _validate_program(client: Any, name: str, dim: int) -> Program:
+    """Fail early (before encoding anything) when an existing collection is incompatible."""
+    if (yield call("has_collection", name)):
+        yield from describe(client, name, dim)
+
+
+class _Writer:
+    """Creates / recreates the collection on the first batch (never before the input is known non-empty)."""
+
+    def __init__(self, client: Any, name: str, dim: int, recreate: bool, layout: str) -> None:
+        self.client, self.name, self.dim, self.recreate, self.layout = client, name, dim, recreate, layout
+        self.info: CollectionInfo | None = None
+
+    def program(self, batch: list[Document], output: M3Output) -> Program:
+        if self.info is None:
+            self.info = yield from _ensure_program(self.client, self.name, self.dim, self.recreate, self.layout)
+        yield from write_program(self.info, batch, output)
+
+
+def upsert_documents(
+    client: Any,
+    docs: Iterable[Any],
+    collection_name: str = "docs",
+    encoder: Any = None,
+    *,
+    batch_size: int = 64,
+    show_progress: bool | None = None,
+    recreate: bool = False,
+    colbert_layout: str = "auto",
+) -> list[str]:
+    """Encode documents with BGE-M3 and upsert dense, sparse and ColBERT vectors into Milvus.
+
+    Args:
+        client: a ``pymilvus.MilvusClient`` (``MilvusClient("./m3.db")`` runs milvus-lite).
+        docs: strings, ``Document``s or mappings with ``text`` (+ ``id``, ``metadata``); a generator streams.
+        collection_name: created on first use (plus ``<name>__colbert`` in the portable layout).
+        encoder: the ``M3Encoder`` (required).
+        batch_size: documents per encode + write batch.
+        show_progress: progress bar (default: when stderr is a terminal).
+        recreate: drop and recreate the collection first (deletes its data). Without it, an existing
+            collection with another schema or dimension raises ``SchemaMismatchError``.
+        colbert_layout: ``"auto"`` (native Array-of-Structs on Milvus >= 2.6.4, else companion),
+            ``"companion"`` or ``"native"``; used only when the collection is created.
+
+    Returns:
+        Each document's key (the user's id, or the id derived from the text), in input order.
+        Upserting the same documents again stores nothing twice. A batch that fails after retries is
+        reported at the end in an ``IngestError`` (``failed_ids``, ``stored_ids``).
+    """
+    encoder = _require_encoder(encoder)
+    name = _check_name(collection_name)
+    if not recreate:
+        run_sync(client, _validate_program(client, name, encoder.dim))
+    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout)
+    return run_ingest(
+        docs, encoder.encode_documents, lambda batch, out: run_sync(client, writer.program(batch, out)),
+        batch_size=batch_size, show_progress=show_progress, transient=_transient(),
+    )
+
+
+async def aupsert_documents(
+    client: Any,
+    docs: Iterable[Any],
+    collection_name: str = "docs",
+    encoder: Any = None,
+    *,
+    batch_size: int = 64,
+    show_progress: bool | None = None,
+    recreate: bool = False,
+    colbert_layout: str = "auto",
+) -> list[str]:
+    """``upsert_documents`` over a ``pymilvus.AsyncMilvusClient``.
+
+    Encoding runs in a worker thread; each write is awaited on this event loop.
+    """
+    encoder = _require_encoder(encoder)
+    name = _check_name(collection_name)
+    if not recreate:
+        await run_async(client, _validate_program(client, name, encoder.dim))
+    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout)
+    loop = asyncio.get_running_loop()
+
+    def write(batch: list[Document], output: M3Output) -> None:
+        asyncio.run_coroutine_threadsafe(run_async(client, writer.program(batch, output)), loop).result()
+
+    return await asyncio.to_thread(
+        run_ingest, docs, encoder.encode_documents, write,
+        batch_size=batch_size, show_progress=show_progress, transient=_transient(),
+    )
+
+
+# ------------------------------------------------------------------------------------ reading / deleting
+def _keys(ids: Any) -> list[str]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be a list of document ids, got {ids!r}")
+    return [str(i) for i in ids]
+
+
+def _delete_pks(info: CollectionInfo, pks: list[str]) -> Program:
+    # main rows first: an interrupted delete leaves unreferenced ColBERT rows, never a document without them
+    yield call("delete", info.name, filter=in_list(PK, pks))
+    if info.colbert_name:
+        yield call("delete", info.colbert_name, filter=in_list(DOC_PK, pks))
+
+
+def _delete_where(client: Any, name: str, expr: str) -> Program:
+    info = yield from open_collection(client, name)
+    seen: set[str] = set()
+    while True:
+        rows = yield call("query", name, filter=expr, output_fields=[PK], limit=MAX_QUERY_ROWS)
+        pks = [r[PK] for r in rows]
+        if not pks or seen.issuperset(pks):
+            return
+        seen.update(pks)
+        yield from _delete_pks(info, pks)
+
+
+def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs") -> None:
+    """Delete documents by the keys ``upsert_documents`` returned (their ColBERT rows too)."""
+    keys = _keys(ids)
+    if keys:
+        run_sync(client, _delete_where(client, _check_name(collection_name), in_list(DOC_ID, keys)))
+    else:
+        run_sync(client, open_collection(client, _check_name(collection_name)))
+
+
+def _filter_expr(query_filter: Any) -> str:
+    expr = to_expr(query_filter)
+    if not expr:
+        raise ValueError("delete_by_filter needs a filter; to delete everything use drop_collection")
+    return expr
+
+
+def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs") -> None:
+    """Delete every document matching ``query_filter`` (neutral filter or Milvus expression)."""
+    run_sync(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter)))
+
+
+def _get_program(client: Any, name: str, ids: list[str] | None, query_filter: Any, limit: int | None) -> Program:
+    yield from open_collection(client, name)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    if ids is not None and not ids:
+        return []
+    expr = and_expr(to_expr(query_filter), in_list(DOC_ID, ids) if ids is not None else "")
+    window = min(limit or MAX_QUERY_ROWS, MAX_QUERY_ROWS)
+    rows = yield call("query", name, filter=expr or f'{PK} != ""', output_fields=[PK, DOC_ID, TEXT, METADATA],
+                      limit=window)
+    docs = {r[DOC_ID]: Document(text=r[TEXT], id=None if r[DOC_ID] == r[PK] else r[DOC_ID],
+                                metadata=dict(r[METADATA] or {})) for r in rows}
+    ordered = [docs[k] for k in ids if k in docs] if ids is not None else list(docs.values())
+    return ordered[:limit] if limit else ordered
+
+
+def get_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
+                  query_filter: Any = None, limit: int | None = None) -> list[Document]:
+    """Fetch stored documents by key and/or filter (in ``ids`` order when given).
+
+    A document stored without a user id comes back with ``id=None`` (its key is derived from the text,
+    so upserting it again updates it). Without ``ids``, at most ``limit`` documents (default and cap:
+    Milvus' query window of 16,384) are returned.
+    """
+    keys = None if ids is None else _keys(ids)
+    return run_sync(client, _get_program(client, _check_name(collection_name), keys, query_filter, limit))
+
+
+def _count_program(client: Any, name: str, query_filter: Any) -> Program:
+    yield from open_collection(client, name)
+    rows = yield call("query", name, filter=to_expr(query_filter), output_fields=["count(*)"])
+    return int(rows[0]["count(*)"]) if rows else 0
+
+
+def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None) -> int:
+    """Number of documents (optionally matching ``query_filter``)."""
+    return run_sync(client, _count_program(client, _check_name(collection_name), query_filter))
+
+
+def drop_collection(client: Any, collection_name: str = "docs") -> None:
+    """Drop the collection and its ColBERT companion (no error if it does not exist)."""
+    run_sync(client, drop(client, _check_name(collection_name)))

@@ -1,0 +1,290 @@
+"""Dense, sparse, ColBERT and hybrid search over a Milvus collection (sync and async).
+
+How each request runs (P = ``prefetch_limit``):
+
+- ``dense`` / ``sparse``: one Milvus search (metric IP); scores are the reference scores.
+- ``hybrid`` + ``weighted``: Milvus ``hybrid_search`` of the dense top-P and the sparse top-P with
+  ``WeightedRanker(norm_score=False)`` returns the union of both candidate lists; one dense and one
+  sparse search restricted to those candidates (``pk in [...]``) then give every candidate its exact
+  dense and sparse scores (also one that only one of the two searches found, which Milvus alone
+  would score 0 on the other side; no vectors are transferred), its exact ColBERT score
+  (MaxSim sum / query tokens) when ``w_c > 0``, and the reference weighted score
+  ``(w_d*dense + w_s*sparse + w_c*colbert) / (w_d + w_s + w_c)``.
+- ``hybrid`` + ``rrf``: Milvus ``hybrid_search`` with ``RRFRanker(k)`` fuses the dense and sparse
+  rankings (``1/(k + rank)``, rank from 1); the ColBERT ranking of the candidates adds its own
+  ``1/(k + rank)``. The three rankings count equally (``weights`` apply to ``weighted`` only).
+- ``hybrid`` + ``dbsf``: Milvus has no DBSF ranker, so the two lists come from two searches and are
+  fused here with the ColBERT list: each list's scores are mapped to ``(s - (mu - 3 sigma)) / (6 sigma)``
+  clipped to [0, 1] (0.5 when sigma is 0) and summed over the lists a candidate appears in.
+- ``colbert``: the candidates of the dense + sparse searches ranked by their exact ColBERT score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._query import Hit, QueryPlan, make_plan
+from ..encoder.scoring import DEFAULT_WEIGHTS
+from ..encoder.types import M3Output
+from ._colbert import MAX_QUERY_ROWS, companion_scores, doc_gen, native_scores
+from ._driver import Program, call, run_async, run_sync
+from ._filters import in_list, to_expr
+from ._schema import DENSE, DOC_ID, GEN, METADATA, N_TOKENS, PK, SPARSE, TEXT, CollectionInfo, open_collection
+
+_BASE_FIELDS = [PK, DOC_ID, TEXT, METADATA, N_TOKENS, GEN]
+_IP = {"metric_type": "IP"}
+
+
+@dataclass
+class _Candidate:
+    entity: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)
+    fused: float = 0.0
+
+
+def _entity(hit: Any) -> dict[str, Any]:
+    entity = hit["entity"] if "entity" in hit else hit
+    return dict(entity)
+
+
+def dbsf_normalize(scores: Sequence[float]) -> np.ndarray:
+    """Distribution-based score normalization of one result list: ``(s - (mu - 3 sigma)) / (6 sigma)`` in [0, 1]."""
+    values = np.asarray(scores, dtype=np.float64)
+    if values.size == 0:
+        return values
+    mu, sigma = values.mean(), values.std()
+    if sigma == 0:
+        return np.full_like(values, 0.5)
+    return np.clip((values - (mu - 3 * sigma)) / (6 * sigma), 0.0, 1.0)
+
+
+def _needs(plan: QueryPlan) -> tuple[bool, bool, bool]:
+    """Which query representations a plan needs: dense, sparse, colbert."""
+    if plan.mode == "dense":
+        return True, False, False
+    if plan.mode == "sparse":
+        return False, True, False
+    if plan.mode == "colbert":
+        return True, True, True
+    return True, True, "colbert" in plan.uses
+
+
+def _query_output(query: Any, encoder: Any, query_output: M3Output | None, plan: QueryPlan) -> tuple[M3Output, tuple]:
+    want = _needs(plan)
+    if query_output is None:
+        if encoder is None:
+            raise ValueError("encoder is required (or pass query_output=, a precomputed encoding of the query)")
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        return None, want  # encoded by the caller (sync or async)
+    if len(query_output) != 1:
+        raise ValueError(f"query_output must hold exactly one encoded query, got {len(query_output)}")
+    for needed, value, name in zip(want, (query_output.dense, query_output.sparse, query_output.colbert),
+                                   ("dense", "sparse", "colbert"), strict=True):
+        if needed and value is None:
+            raise ValueError(f"query_output has no {name} representation, which mode={plan.mode!r} needs")
+    return query_output, want
+
+
+def _encode_kwargs(want: tuple) -> dict[str, bool]:
+    return {"return_dense": want[0], "return_sparse": want[1], "return_colbert": want[2]}
+
+
+def _hit(entity: dict[str, Any], score: float, scores: dict[str, float]) -> Hit:
+    return Hit(id=entity[DOC_ID], score=float(score), text=entity[TEXT], metadata=dict(entity.get(METADATA) or {}),
+               scores={k: float(v) for k, v in scores.items()})
+
+
+def _colbert_scores(info: CollectionInfo, q_colbert: np.ndarray, cands: list[_Candidate]) -> Program:
+    entities = [c.entity for c in cands]
+    if info.layout == "native":
+        scores = yield from native_scores(info, q_colbert, [e[PK] for e in entities])
+    else:
+        scores = yield from companion_scores(info, q_colbert, [doc_gen(e[PK], e[GEN]) for e in entities],
+                                             [int(e[N_TOKENS]) for e in entities])
+    for cand, score in zip(cands, scores, strict=True):
+        cand.scores["colbert"] = float(score)
+
+
+def _ranks(values: Sequence[float]) -> np.ndarray:
+    """1-based rank of each value in descending order."""
+    order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(1, len(order) + 1)
+    return ranks
+
+
+def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, expr: str) -> Program:
+    """The whole search as one program (see the module docstring)."""
+    from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+    info = yield from open_collection(client, name)
+    qd = None if q.dense is None else np.asarray(q.dense[0], dtype=np.float32)
+    if qd is not None and qd.shape != (info.dim,):
+        raise ValueError(f"the query's dense vector has dimension {qd.shape[-1]}; collection {name!r} stores "
+                         f"{info.dim}. Use the encoder the collection was built with")
+    qs = None if q.sparse is None else {int(t): float(w) for t, w in q.sparse[0].items() if w > 0}
+    qc = None if q.colbert is None else np.asarray(q.colbert[0], dtype=np.float32)
+    if qc is not None and len(qc) == 0:
+        raise ValueError("the query's ColBERT vectors are empty")
+
+    if plan.mode in ("dense", "sparse"):
+        if plan.mode == "sparse" and not qs:
+            return []  # no lexical weight in the query: nothing can match
+        data = [qd] if plan.mode == "dense" else [qs]
+        res = yield call("search", name, data=data, anns_field=DENSE if plan.mode == "dense" else SPARSE,
+                         limit=plan.limit, filter=expr, output_fields=_BASE_FIELDS, search_params=_IP)
+        return [_hit(_entity(h), h["distance"], {plan.mode: h["distance"]}) for h in res[0]]
+
+    P = plan.prefetch_limit
+    cands: dict[str, _Candidate] = {}
+    weighted = plan.mode == "hybrid" and plan.fusion == "weighted"
+    lists: dict[str, list[str]] = {}  # dbsf: per-list order of candidate pks
+    if plan.mode == "hybrid" and plan.fusion == "dbsf":
+        searches = [("dense", DENSE, qd)] + ([("sparse", SPARSE, qs)] if qs else [])
+        for mode, anns, data in searches:
+            res = yield call("search", name, data=[data], anns_field=anns, limit=P, filter=expr,
+                             output_fields=_BASE_FIELDS, search_params=_IP)
+            lists[mode] = []
+            for h in res[0]:
+                ent = _entity(h)
+                cand = cands.setdefault(ent[PK], _Candidate(ent))
+                cand.scores[mode] = float(h["distance"])
+                lists[mode].append(ent[PK])
+    else:
+        fields = _BASE_FIELDS
+        reqs = [AnnSearchRequest([qd], DENSE, _IP, limit=P, expr=expr or None)]
+        if qs:
+            reqs.append(AnnSearchRequest([qs], SPARSE, _IP, limit=P, expr=expr or None))
+        if len(reqs) == 1:  # no lexical weight in the query: the dense list alone
+            res = yield call("search", name, data=[qd], anns_field=DENSE, limit=P, filter=expr,
+                             output_fields=fields, search_params=_IP)
+            fused = [1.0 / (plan.rrf_k + rank) for rank in range(1, len(res[0]) + 1)]
+        else:
+            if weighted:
+                w_d, w_s, _ = plan.weights
+                total = w_d + w_s
+                ranker = WeightedRanker(w_d / total, w_s / total, norm_score=False) if total > 0 else \
+                    WeightedRanker(0.5, 0.5, norm_score=False)
+            else:
+                ranker = RRFRanker(plan.rrf_k)
+            res = yield call("hybrid_search", name, reqs, ranker, limit=min(2 * P, MAX_QUERY_ROWS),
+                             output_fields=fields)
+            fused = [float(h["distance"]) for h in res[0]]
+        for h, score in zip(res[0], fused, strict=True):
+            ent = _entity(h)
+            cands[ent[PK]] = _Candidate(ent, fused=score)
+    if not cands:
+        return []
+    ordered = list(cands.values())
+
+    if weighted:
+        # exact dense and sparse scores of every candidate, whichever of the two searches found it:
+        # one search per mode restricted to the candidates (no vectors travel)
+        pks = list(cands)
+        for mode, anns, data in (("dense", DENSE, qd), ("sparse", SPARSE, qs)):
+            for cand in ordered:
+                cand.scores[mode] = 0.0  # sparse: no shared token -> the true score is 0
+            if data is None or (isinstance(data, dict) and not data):
+                continue
+            res = yield call("search", name, data=[data], anns_field=anns, limit=len(pks), filter=in_list(PK, pks),
+                             output_fields=[PK], search_params=_IP)
+            for h in res[0]:
+                cands[_entity(h)[PK]].scores[mode] = float(h["distance"])
+    if qc is not None:
+        yield from _colbert_scores(info, qc, ordered)
+
+    if plan.mode == "colbert":
+        for cand in ordered:
+            cand.fused = cand.scores["colbert"]
+    elif weighted:
+        w_d, w_s, w_c = plan.weights
+        for cand in ordered:
+            s = cand.scores
+            cand.fused = (w_d * s["dense"] + w_s * s["sparse"] + w_c * s.get("colbert", 0.0)) / (w_d + w_s + w_c)
+    elif plan.fusion == "rrf":
+        for cand, rank in zip(ordered, _ranks([c.scores["colbert"] for c in ordered]), strict=True):
+            cand.fused += 1.0 / (plan.rrf_k + int(rank))
+    else:  # dbsf
+        lists["colbert"] = [c.entity[PK] for c in ordered]
+        for mode, pks in lists.items():
+            for pk, norm in zip(pks, dbsf_normalize([cands[pk].scores[mode] for pk in pks]), strict=True):
+                cands[pk].fused += float(norm)
+    ordered.sort(key=lambda c: (-c.fused, c.entity[DOC_ID]))
+    return [_hit(c.entity, c.fused, c.scores) for c in ordered[:plan.limit]]
+
+
+def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
+             weights: Sequence[float], prefetch_limit: int, query_filter: Any, rrf_k: int,
+             query_output: M3Output | None) -> tuple[QueryPlan, M3Output | None, tuple, str]:
+    if not isinstance(collection_name, str) or not collection_name:
+        raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
+    plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k)
+    q, want = _query_output(query, encoder, query_output, plan)
+    return plan, q, want, to_expr(query_filter)
+
+
+def hybrid_search(
+    client: Any,
+    query: str,
+    collection_name: str = "docs",
+    encoder: Any = None,
+    limit: int = 10,
+    mode: str = "hybrid",
+    fusion: str = "weighted",
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    prefetch_limit: int = 100,
+    query_filter: Any = None,
+    *,
+    rrf_k: int = 60,
+    query_output: M3Output | None = None,
+) -> list[Hit]:
+    """Search a collection written by ``upsert_documents``.
+
+    Args:
+        client: ``pymilvus.MilvusClient``.
+        query: the query text (encoded with ``encoder.encode_queries``), unless ``query_output`` is given.
+        mode: ``dense``, ``sparse``, ``colbert`` or ``hybrid``.
+        fusion: ``weighted`` (reference BGE-M3 weighted score), ``rrf`` or ``dbsf`` (hybrid only).
+        weights: dense, sparse, ColBERT weights of ``weighted``.
+        prefetch_limit: candidates taken from each of the dense and sparse searches.
+        query_filter: a neutral filter (``Condition`` / ``AllOf`` / ``AnyOf``) or a Milvus boolean
+            expression string (e.g. ``'metadata["lang"] == "en"'``); applied in every search.
+        rrf_k: the RRF constant.
+        query_output: a precomputed one-row ``M3Output`` of the query (skips the encoder).
+
+    Returns:
+        Up to ``limit`` hits, best first, with per-mode reference scores in ``Hit.scores``.
+    """
+    plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                                   query_filter, rrf_k, query_output)
+    if q is None:
+        q = encoder.encode_queries([query], **_encode_kwargs(want))
+    return run_sync(client, search_program(client, collection_name, plan, q, expr))
+
+
+async def ahybrid_search(
+    client: Any,
+    query: str,
+    collection_name: str = "docs",
+    encoder: Any = None,
+    limit: int = 10,
+    mode: str = "hybrid",
+    fusion: str = "weighted",
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    prefetch_limit: int = 100,
+    query_filter: Any = None,
+    *,
+    rrf_k: int = 60,
+    query_output: M3Output | None = None,
+) -> list[Hit]:
+    """``hybrid_search`` over a ``pymilvus.AsyncMilvusClient`` (the query encodes in a worker thread)."""
+    plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                                   query_filter, rrf_k, query_output)
+    if q is None:
+        q = await encoder.aencode_queries([query], **_encode_kwargs(want))
+    return await run_async(client, search_program(client, collection_name, plan, q, expr))

@@ -1,0 +1,338 @@
+"""``QdrantEdgeStore``: the embedded Qdrant engine (``qdrant_edge``), one ``EdgeShard`` per collection.
+
+The Rust Qdrant engine runs inside this process; each collection is a shard directory ``path/<collection>``
+(WAL + segments), so data survives a restart and reopening the same path finds it again. It takes the same
+schema and answers the same Query API requests as a Qdrant server, so the adapter's functions accept it
+wherever they accept a ``QdrantClient``. Only one ``QdrantEdgeStore`` may open a given path at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import models
+
+from . import _plans
+from ._backends import Row, Scored
+from ._schema import CollectionInfo, CollectionNotFoundError, QdrantSchema, VectorInfo, check_collection_name
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "edge_config.json"
+
+
+def _edge():
+    import qdrant_edge
+
+    return qdrant_edge
+
+
+# ------------------------------------------------------------------------------- models.Filter -> Edge Filter
+def _match(match: Any) -> Any:
+    e = _edge()
+    if isinstance(match, models.MatchValue):
+        return e.MatchValue(match.value)
+    if isinstance(match, models.MatchAny):
+        return e.MatchAny(list(match.any))
+    if isinstance(match, models.MatchExcept):
+        return e.MatchExcept(list(match.except_))
+    if isinstance(match, models.MatchText):
+        return e.MatchText(match.text)
+    if isinstance(match, models.MatchPhrase):
+        return e.MatchPhrase(match.phrase)
+    raise TypeError(f"Qdrant Edge filters do not support the match {type(match).__name__}")
+
+
+def _range(rng: Any) -> Any:
+    e = _edge()
+    if isinstance(rng, models.Range):
+        return e.RangeFloat(gte=rng.gte, gt=rng.gt, lte=rng.lte, lt=rng.lt)
+    if isinstance(rng, models.DatetimeRange):
+        def iso(v: Any) -> str | None:
+            return None if v is None else (v if isinstance(v, str) else v.isoformat())
+        return e.RangeDateTime(gte=iso(rng.gte), gt=iso(rng.gt), lte=iso(rng.lte), lt=iso(rng.lt))
+    raise TypeError(f"Qdrant Edge filters do not support the range {type(rng).__name__}")
+
+
+def _condition(cond: Any) -> Any:
+    e = _edge()
+    if isinstance(cond, models.Filter):
+        return to_edge_filter(cond)
+    if isinstance(cond, models.FieldCondition):
+        if cond.geo_bounding_box or cond.geo_radius or cond.geo_polygon:
+            raise TypeError("geo conditions are not translated for Qdrant Edge by this adapter")
+        values_count = None
+        if cond.values_count is not None:
+            vc = cond.values_count
+            values_count = e.ValuesCount(lt=vc.lt, gt=vc.gt, lte=vc.lte, gte=vc.gte)
+        return e.FieldCondition(
+            key=cond.key, match=None if cond.match is None else _match(cond.match),
+            range=None if cond.range is None else _range(cond.range), values_count=values_count,
+            is_empty=cond.is_empty, is_null=cond.is_null,
+        )
+    if isinstance(cond, models.HasIdCondition):
+        return e.HasIdCondition(set(cond.has_id))
+    if isinstance(cond, models.IsEmptyCondition):
+        return e.IsEmptyCondition(cond.is_empty.key)
+    if isinstance(cond, models.IsNullCondition):
+        return e.IsNullCondition(cond.is_null.key)
+    if isinstance(cond, models.HasVectorCondition):
+        return e.HasVectorCondition(cond.has_vector)
+    if isinstance(cond, models.NestedCondition):
+        return e.NestedCondition(cond.nested.key, to_edge_filter(cond.nested.filter))
+    raise TypeError(f"Qdrant Edge filters do not support the condition {type(cond).__name__}")
+
+
+def _conditions(conds: Any) -> list[Any] | None:
+    if conds is None:
+        return None
+    if not isinstance(conds, list):
+        conds = [conds]
+    return [_condition(c) for c in conds]
+
+
+def to_edge_filter(flt: models.Filter | None) -> Any:
+    """Translate a qdrant-client ``models.Filter`` into a ``qdrant_edge.Filter``."""
+    if flt is None:
+        return None
+    e = _edge()
+    min_should = None
+    if flt.min_should is not None:
+        min_should = e.MinShould(_conditions(flt.min_should.conditions), flt.min_should.min_count)
+    return e.Filter(must=_conditions(flt.must), should=_conditions(flt.should), must_not=_conditions(flt.must_not),
+                    min_should=min_should)
+
+
+# ------------------------------------------------------------------------------------ plan -> Edge request
+def _edge_query(query: Any) -> Any:
+    e = _edge()
+    if isinstance(query, _plans.Nearest):
+        if query.kind == "sparse":
+            indices, values = query.vector
+            return e.Query.Nearest(e.SparseVector(indices=indices, values=values), using=query.using)
+        return e.Query.Nearest(query.vector.tolist(), using=query.using)
+    if isinstance(query, _plans.Rrf):
+        return e.Fusion.Rrf(k=query.k, weights=query.weights)
+    if isinstance(query, _plans.Dbsf):
+        return e.Fusion.Dbsf()
+    ex = e.Expression
+    terms = [ex.Mult([ex.Constant(c), ex.Variable(f"$score[{i}]")]) for i, c in enumerate(query.coefficients)]
+    formula = terms[0] if len(terms) == 1 else ex.Sum(terms)
+    return e.Formula(formula, defaults={f"$score[{i}]": v for i, v in query.defaults.items()})
+
+
+def _edge_prefetch(stage: _plans.Stage) -> Any:
+    return _edge().Prefetch(limit=stage.limit, query=_edge_query(stage.query),
+                            prefetches=[_edge_prefetch(s) for s in stage.prefetch] or None,
+                            filter=to_edge_filter(stage.filter))
+
+
+def _edge_request(stage: _plans.Stage, with_payload: bool) -> Any:
+    return _edge().QueryRequest(limit=stage.limit, query=_edge_query(stage.query),
+                                prefetches=[_edge_prefetch(s) for s in stage.prefetch] or None,
+                                filter=to_edge_filter(stage.filter), with_payload=with_payload, with_vector=False)
+
+
+# ----------------------------------------------------------------------------------------------- the store
+class QdrantEdgeStore:
+    """Embedded, persistent Qdrant (Qdrant Edge): one shard per collection under ``path/<collection>``.
+
+    Pass it as ``client`` to every function of ``m3_integrations.qdrant``. Large writes are indexed with
+    ``EdgeShard.optimize()`` after the upsert that made them (``optimize_after`` points or more) and, for
+    smaller writes that piled up, lazily before the next search.
+
+    Args:
+        path: directory holding the collections (created if missing).
+        optimize_after: run the optimizer once this many points were written since the last run.
+        max_search_threads: search threads per shard (``None``: from the number of CPUs).
+    """
+
+    def __init__(self, path: str | Path, *, optimize_after: int = 2000, max_search_threads: int | None = None
+                 ) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.optimize_after = optimize_after
+        self.max_search_threads = max_search_threads
+        self._shards: dict[str, Any] = {}
+        self._pending: dict[str, int] = {}
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"QdrantEdgeStore({str(self.path)!r})"
+
+    def __enter__(self) -> QdrantEdgeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------- shards
+    def _dir(self, name: str) -> Path:
+        return self.path / check_collection_name(name)
+
+    def _shard(self, name: str) -> Any:
+        with self._lock:
+            shard = self._shards.get(name)
+            if shard is None:
+                if not self.exists(name):
+                    raise CollectionNotFoundError(
+                        f"collection {name!r} does not exist in {str(self.path)!r}; create it with upsert_documents"
+                    )
+                shard = _edge().EdgeShard.load(str(self._dir(name)))
+                self._shards[name] = shard
+            return shard
+
+    def list_collections(self) -> list[str]:
+        """Names of the collections stored under ``path``."""
+        return sorted(p.name for p in self.path.iterdir() if (p / CONFIG_FILE).is_file())
+
+    def exists(self, name: str) -> bool:
+        """Whether the collection exists."""
+        return (self._dir(name) / CONFIG_FILE).is_file()
+
+    def describe(self, name: str) -> CollectionInfo:
+        """Neutral description of the collection's vectors (read from the shard's persisted config)."""
+        if not self.exists(name):
+            raise CollectionNotFoundError(f"collection {name!r} does not exist in {str(self.path)!r}")
+        config = json.loads((self._dir(name) / CONFIG_FILE).read_text())
+        info = CollectionInfo()
+        for vname, vp in (config.get("vectors") or {}).items():
+            info.vectors[vname] = VectorInfo(size=int(vp["size"]), distance=str(vp["distance"]).lower(),
+                                             multivector=vp.get("multivector_config") is not None,
+                                             datatype=str(vp.get("datatype") or "float32").lower())
+        info.sparse = set(config.get("sparse_vectors") or {})
+        if name in self._shards or self.exists(name):
+            info.points = self.count(name, None)
+        return info
+
+    def create(self, name: str, schema: QdrantSchema, dim: int) -> None:
+        """Create the collection's shard with the BGE-M3 layout of ``schema``."""
+        e = _edge()
+        datatype = {"float16": e.VectorStorageDatatype.Float16, "float32": e.VectorStorageDatatype.Float32}
+        config = e.EdgeConfig(
+            vectors={
+                schema.dense: e.EdgeVectorParams(size=dim, distance=e.Distance.Cosine),
+                schema.colbert: e.EdgeVectorParams(
+                    size=dim, distance=e.Distance.Cosine,
+                    multivector_config=e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim),
+                    datatype=datatype[schema.colbert_datatype],
+                    hnsw_config=e.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
+                ),
+            },
+            sparse_vectors={schema.sparse: e.EdgeSparseVectorParams()},
+            max_search_threads=self.max_search_threads,
+        )
+        with self._lock:
+            directory = self._dir(name)
+            shard = e.EdgeShard.create(str(directory), config)
+            shard.update(e.UpdateOperation.create_field_index(schema.id_key, e.PayloadSchemaType.Keyword))
+            self._shards[name] = shard
+
+    def drop(self, name: str) -> None:
+        """Delete the collection and its files."""
+        with self._lock:
+            shard = self._shards.pop(name, None)
+            self._pending.pop(name, None)
+            if shard is not None:
+                shard.close()
+            directory = self._dir(name)
+            if directory.exists():
+                shutil.rmtree(directory)
+
+    def close(self) -> None:
+        """Flush and close every open shard (the store reopens them on the next use)."""
+        with self._lock:
+            for shard in self._shards.values():
+                shard.flush()
+                shard.close()
+            self._shards.clear()
+
+    def optimize(self, name: str) -> bool:
+        """Build indexes and merge segments now; returns whether anything changed."""
+        with self._lock:
+            self._pending[name] = 0
+            return bool(self._shard(name).optimize())
+
+    # ------------------------------------------------------------------------------------------- writes
+    def upsert(self, name: str, rows: list[Row], schema: QdrantSchema) -> None:
+        """Insert or replace points."""
+        e = _edge()
+        points = []
+        for pid, dense, (indices, values), colbert, payload in rows:
+            points.append(e.Point(id=pid, payload=payload, vector={
+                # lists convert ~5x faster than numpy arrays (measured: 0.4 s vs 2.4 s per 256 x 32 x 1024)
+                schema.dense: np.asarray(dense, dtype=np.float32).tolist(),
+                schema.sparse: e.SparseVector(indices=indices, values=values),
+                schema.colbert: np.asarray(colbert, dtype=np.float32).tolist(),
+            }))
+        shard = self._shard(name)
+        shard.update(e.UpdateOperation.upsert_points(points))
+        with self._lock:
+            self._pending[name] = self._pending.get(name, 0) + len(points)
+
+    def after_upsert(self, name: str, written: int) -> None:
+        """Flush, and optimize when enough was written since the last run."""
+        shard = self._shard(name)
+        shard.flush()
+        if self._pending.get(name, 0) >= self.optimize_after:
+            self.optimize(name)
+
+    def _before_search(self, name: str) -> Any:
+        shard = self._shard(name)
+        if self._pending.get(name, 0) >= self.optimize_after:
+            self.optimize(name)
+        return shard
+
+    def delete_ids(self, name: str, ids: list[Any]) -> None:
+        """Delete points by id."""
+        shard = self._shard(name)
+        shard.update(_edge().UpdateOperation.delete_points(list(ids)))
+        shard.flush()
+
+    def delete_filter(self, name: str, flt: models.Filter) -> None:
+        """Delete the points matching a filter."""
+        shard = self._shard(name)
+        shard.update(_edge().UpdateOperation.delete_points_by_filter(to_edge_filter(flt)))
+        shard.flush()
+
+    # -------------------------------------------------------------------------------------------- reads
+    def query(self, name: str, stage: _plans.Stage) -> list[Scored]:
+        """Run one request tree (payload included)."""
+        shard = self._before_search(name)
+        return [(p.id, p.score, p.payload) for p in shard.query(_edge_request(stage, True))]
+
+    def query_batch(self, name: str, stages: list[_plans.Stage]) -> list[list[Scored]]:
+        """Run several request trees as one batch (no payload)."""
+        shard = self._before_search(name)
+        batch = _edge().QueryBatchRequest([_edge_request(s, False) for s in stages])
+        return [[(p.id, p.score, None) for p in res] for res in shard.query_batch(batch)]
+
+    def count(self, name: str, flt: models.Filter | None) -> int:
+        """Number of points (matching the filter)."""
+        return int(self._shard(name).count(_edge().CountRequest(exact=True, filter=to_edge_filter(flt))))
+
+    def retrieve(self, name: str, ids: list[Any]) -> list[tuple[Any, dict]]:
+        """Points by id (missing ids are skipped)."""
+        return [(r.id, r.payload) for r in self._shard(name).retrieve(list(ids), True, False)]
+
+    def scroll(self, name: str, flt: models.Filter | None, limit: int | None) -> list[tuple[Any, dict]]:
+        """Points in id order (matching the filter), at most ``limit``."""
+        e = _edge()
+        shard = self._shard(name)
+        edge_filter = to_edge_filter(flt)
+        out: list[tuple[Any, dict]] = []
+        offset = None
+        while limit is None or len(out) < limit:
+            page = 256 if limit is None else min(256, limit - len(out))
+            records, offset = shard.scroll(e.ScrollRequest(offset=offset, limit=page, filter=edge_filter,
+                                                           with_payload=True, with_vector=False))
+            out.extend((r.id, r.payload) for r in records)
+            if offset is None:
+                break
+        return out

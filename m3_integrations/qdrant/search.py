@@ -1,0 +1,230 @@
+"""``hybrid_search``: dense, sparse, ColBERT or fused BGE-M3 retrieval in one Query API request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._query import Hit, QueryPlan, make_plan
+from ..encoder.scoring import DEFAULT_WEIGHTS
+from ..encoder.types import M3Output
+from . import _plans
+from ._backends import is_not_found
+from ._filters import has_id_filter, to_qdrant_filter
+from ._schema import CollectionNotFoundError, QdrantSchema, check_collection_name, mismatch_error, problems
+from .documents import _schema, backend_for, is_async
+
+
+def needed(plan: QueryPlan) -> tuple[str, ...]:
+    """Representations the request needs from the encoder (ColBERT re-scores dense+sparse candidates)."""
+    if plan.mode in ("dense", "sparse"):
+        return (plan.mode,)
+    if plan.mode == "colbert":
+        return ("dense", "sparse", "colbert")
+    return ("dense", "sparse", "colbert") if plan.weights[2] > 0 else ("dense", "sparse")
+
+
+def _check_output(output: Any, kinds: tuple[str, ...]) -> M3Output:
+    if not isinstance(output, M3Output):
+        raise TypeError(f"query_output must be an M3Output, got {type(output).__name__}")
+    if len(output) != 1:
+        raise ValueError(f"query_output must hold exactly one query, got {len(output)}")
+    for kind in kinds:
+        if getattr(output, kind) is None:
+            raise ValueError(f"query_output has no {kind} part, which mode/fusion/weights need")
+    return output
+
+
+def _query_dim(output: M3Output) -> int | None:
+    if output.dense is not None:
+        return int(output.dense.shape[1])
+    if output.colbert is not None:
+        return int(output.colbert[0].shape[1])
+    return None
+
+
+class _Search:
+    """Validated inputs of one search, and the conversion of results to ``Hit``s."""
+
+    def __init__(self, client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                 query_filter, rrf_k, query_output, schema) -> None:
+        self.backend = backend_for(client)
+        self.plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k)
+        self.name = check_collection_name(collection_name)
+        self.schema = _schema(schema)
+        self.native = to_qdrant_filter(query_filter, self.schema)
+        self.kinds = needed(self.plan)
+        self.output = None if query_output is None else _check_output(query_output, self.kinds)
+        if self.output is None:
+            if encoder is None:
+                raise ValueError("encoder is required to encode the query: pass encoder=M3Encoder(...) "
+                                 "or a precomputed query_output")
+            if not isinstance(query, str):
+                raise TypeError(f"query must be a string, got {type(query).__name__}")
+        self.encoder = encoder
+        self.query = query
+
+    def encode_kwargs(self) -> dict[str, bool]:
+        return {"return_dense": "dense" in self.kinds, "return_sparse": "sparse" in self.kinds,
+                "return_colbert": "colbert" in self.kinds}
+
+    def request(self) -> _plans.Request:
+        return _plans.build_request(self.plan, self.output, self.schema, self.native)
+
+    def diagnose(self, exc: BaseException, exists: bool, info: Any) -> BaseException:
+        """A clear error for a failed request (unknown collection, incompatible layout), else ``exc``."""
+        if not exists:
+            return CollectionNotFoundError(
+                f"collection {self.name!r} does not exist; create it with upsert_documents first")
+        if info is not None:
+            found = problems(info, self.schema, _query_dim(self.output))
+            if found:
+                return mismatch_error(self.name, found, info.points)
+        return exc
+
+    def hits(self, request: _plans.Request, scored: list) -> list[Hit]:
+        out = []
+        key = self.schema
+        for _pid, score, payload in scored:
+            payload = payload or {}
+            value = score / request.score_divisor
+            out.append(Hit(id=str(payload.get(key.id_key)), score=value, text=payload.get(key.text_key, ""),
+                           metadata=dict(payload.get(key.metadata_key) or {}),
+                           scores={request.score_mode: value} if request.score_mode else {}))
+        return out
+
+    def score_stages(self, scored: list) -> list[tuple[str, _plans.Stage]]:
+        ids = [pid for pid, _, _ in scored]
+        return _plans.score_requests(self.output, self.kinds, self.schema, has_id_filter(ids), len(ids))
+
+    def fill_scores(self, hits: list[Hit], scored: list, stages: list, results: list) -> list[Hit]:
+        index = {pid: i for i, (pid, _, _) in enumerate(scored)}
+        for hit in hits:
+            hit.scores = {k: 0.0 for k in self.kinds}  # a hit missing from sparse shares no token: 0
+        n_colbert = len(self.output.colbert[0]) if self.output.colbert is not None else 1
+        for (kind, _), points in zip(stages, results, strict=True):
+            for pid, score, _ in points:
+                if pid in index:
+                    hits[index[pid]].scores[kind] = score / n_colbert if kind == "colbert" else score
+        return hits
+
+
+def hybrid_search(
+    client: Any,
+    query: str,
+    collection_name: str = "docs",
+    encoder: Any = None,
+    limit: int = 10,
+    mode: str = "hybrid",
+    fusion: str = "weighted",
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    prefetch_limit: int = 100,
+    query_filter: Any = None,
+    *,
+    rrf_k: int = 60,
+    query_output: M3Output | None = None,
+    schema: QdrantSchema | None = None,
+) -> list[Hit]:
+    """Search a BGE-M3 collection with one Qdrant Query API request.
+
+    Args:
+        client: a ``QdrantClient`` or a ``QdrantEdgeStore`` (``ahybrid_search`` for ``AsyncQdrantClient``).
+        query: the query text (ignored when ``query_output`` is given).
+        collection_name: the collection ``upsert_documents`` filled.
+        encoder: an ``M3Encoder`` (not needed with ``query_output``).
+        limit: number of hits.
+        mode: ``dense``, ``sparse``, ``colbert`` (dense+sparse candidates re-scored by ColBERT) or ``hybrid``.
+        fusion: ``weighted`` (the reference BGE-M3 weighted score, computed in Qdrant by a formula), ``rrf``
+            (weighted reciprocal rank fusion, ``rrf_k``) or ``dbsf`` (unweighted in Qdrant; a zero weight
+            drops that representation).
+        weights: (dense, sparse, colbert) weights.
+        prefetch_limit: candidates taken from each of dense and sparse.
+        query_filter: a neutral filter (``Condition``/``AllOf``/``AnyOf`` over metadata) or a ``models.Filter``;
+            applied inside every prefetch.
+        rrf_k: the RRF constant (Qdrant: ``1 / (k + rank)`` with ranks from 0).
+        query_output: a precomputed one-row encoding of the query (skips the encoder).
+        schema: the collection's names (default ``QdrantSchema()``).
+
+    Returns:
+        Hits, best first. ``Hit.scores`` holds the dense / sparse / ColBERT scores (reference scale) of each
+        hit; for ``hybrid`` they come from one extra batched look-up restricted to the returned ids.
+    """
+    search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                     query_filter, rrf_k, query_output, schema)
+    backend = search.backend
+    if is_async(backend):
+        raise TypeError("hybrid_search got an AsyncQdrantClient; use ahybrid_search (the async twin)")
+    if search.output is None:
+        search.output = encoder.encode_queries([query], **search.encode_kwargs())
+    request = search.request()
+    if request.stage is None:
+        if not backend.exists(search.name):
+            raise search.diagnose(LookupError(), False, None)
+        return []
+    try:
+        scored = backend.query(search.name, request.stage)
+    except CollectionNotFoundError:
+        raise
+    except Exception as exc:
+        exists = backend.exists(search.name)
+        info = backend.describe(search.name) if exists else None
+        error = search.diagnose(exc, exists, info)
+        if error is exc and not is_not_found(exc):
+            raise
+        raise error from exc
+    hits = search.hits(request, scored)
+    if search.plan.mode == "hybrid" and hits:
+        stages = search.score_stages(scored)
+        results = backend.query_batch(search.name, [s for _, s in stages])
+        search.fill_scores(hits, scored, stages, results)
+    return hits
+
+
+async def ahybrid_search(
+    client: Any,
+    query: str,
+    collection_name: str = "docs",
+    encoder: Any = None,
+    limit: int = 10,
+    mode: str = "hybrid",
+    fusion: str = "weighted",
+    weights: Sequence[float] = DEFAULT_WEIGHTS,
+    prefetch_limit: int = 100,
+    query_filter: Any = None,
+    *,
+    rrf_k: int = 60,
+    query_output: M3Output | None = None,
+    schema: QdrantSchema | None = None,
+) -> list[Hit]:
+    """Async twin of ``hybrid_search`` (``AsyncQdrantClient``; other clients run in a worker thread)."""
+    import asyncio
+
+    search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                     query_filter, rrf_k, query_output, schema)
+    backend = search.backend
+    if not is_async(backend):
+        return await asyncio.to_thread(
+            hybrid_search, client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+            query_filter, rrf_k=rrf_k, query_output=query_output, schema=schema)
+    if search.output is None:
+        search.output = await encoder.aencode_queries([query], **search.encode_kwargs())
+    request = search.request()
+    if request.stage is None:
+        if not await backend.exists(search.name):
+            raise search.diagnose(LookupError(), False, None)
+        return []
+    try:
+        scored = await backend.query(search.name, request.stage)
+    except Exception as exc:
+        exists = await backend.exists(search.name)
+        info = await backend.describe(search.name) if exists else None
+        error = search.diagnose(exc, exists, info)
+        if error is exc and not is_not_found(exc):
+            raise
+        raise error from exc
+    hits = search.hits(request, scored)
+    if search.plan.mode == "hybrid" and hits:
+        stages = search.score_stages(scored)
+        results = await backend.query_batch(search.name, [s for _, s in stages])
+        search.fill_scores(hits, scored, stages, results)
+    return hits

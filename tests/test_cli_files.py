@@ -1,0 +1,130 @@
+"""The pieces under ``m3 index`` / ``m3 eval``: file discovery, readers, the chunker, eval file formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from m3_integrations._cli_eval import read_qrels, read_queries, weight_grid
+from m3_integrations._cli_files import InputError, chunk_text, discover, file_hash, read_records
+
+WORDS = "alpha beta gamma hybrid retrieval vector database dense sparse colbert qdrant milvus".split()
+
+
+@pytest.fixture(scope="module")
+def tok(encoder):
+    return encoder.tokenizer.backend_tokenizer
+
+
+def _text(n: int) -> str:
+    return "\n".join(" ".join(WORDS[(i * 7 + j) % len(WORDS)] for j in range(1 + i % 9)) for i in range(n))
+
+
+@pytest.mark.parametrize("size,overlap", [(16, 0), (24, 4), (64, 16), (512, 64)])
+def test_chunks_are_exact_substrings_within_budget(tok, encoder, size, overlap):
+    text = _text(60)
+    pieces = chunk_text(text, tok, size, overlap)
+    assert pieces == chunk_text(text, tok, size, overlap)  # deterministic
+    assert all(len(encoder.tokenize(p)[0]) <= size + 1 for p in pieces)
+    spans, position = [], 0
+    for piece in pieces:  # in order, each an exact slice of the text, starting on a word
+        start = text.find(piece, position)
+        assert start >= 0 and (start == 0 or text[start - 1].isspace())
+        spans.append((start, start + len(piece)))
+        position = start + 1
+    assert text.rstrip().endswith(pieces[-1])
+    assert set(text.split()) <= set(" ".join(pieces).split())
+    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+        assert s1 < s2 and e1 < e2
+        shared = tok.encode(text[s2:e1], add_special_tokens=False).ids if s2 < e1 else []
+        assert len(shared) >= overlap  # at least `overlap` tokens in common
+
+
+def test_short_empty_and_unbroken_text(tok):
+    assert chunk_text("", tok, 32, 4) == []
+    assert chunk_text(" \n\t ", tok, 32, 4) == []
+    assert chunk_text("  two words \n", tok, 32, 4) == ["two words"]
+    long_word = "x" * 300  # one "word" longer than a chunk is cut between tokens
+    pieces = chunk_text(long_word, tok, 16, 2)
+    assert len(pieces) > 1 and all(set(p) == {"x"} for p in pieces)
+    assert "".join(pieces).count("x") >= 300
+
+
+def test_chunk_settings_are_checked(tok):
+    with pytest.raises(ValueError, match="at least 8"):
+        chunk_text("a b", tok, 4, 0)
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_text("a b", tok, 32, 20)
+
+
+def test_discover_walks_folders_and_notes_skips(tmp_path):
+    (tmp_path / "a.md").write_text("x")
+    (tmp_path / "b.PDF").write_text("x")
+    (tmp_path / "noext").write_text("x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.jsonl").write_text("{}")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "d.txt").write_text("x")
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "e.txt").write_text("x")
+    files, skipped = discover([tmp_path, tmp_path / "a.md"], exclude=[tmp_path / "index"])
+    assert [f.relative for f in files] == ["a.md", "sub/c.jsonl"]
+    assert sorted(p.name for p, _ in skipped) == ["b.PDF", "noext"]
+    with pytest.raises(InputError, match="no such file or directory"):
+        discover([tmp_path / "missing"])
+
+
+def test_readers(tmp_path):
+    (tmp_path / "r.jsonl").write_text(
+        json.dumps({"_id": 7, "text": "first", "n": 1, "source": "x", "nested": {"a": 1}}) + "\n\n"
+        + json.dumps({"text": "second"}) + "\n" + json.dumps({"title": "no text"}) + "\n", encoding="utf-8")
+    (tmp_path / "r.json").write_text(json.dumps(["plain", {"id": "j", "text": "obj"}]), encoding="utf-8")
+    (tmp_path / "r.csv").write_text("id,text\nc1,hello\nc2,\n", encoding="utf-8")
+    (tmp_path / "nocol.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{broken\n', encoding="utf-8")
+    (tmp_path / "latin.txt").write_bytes("café".encode("latin-1"))
+    files, _ = discover([tmp_path])
+    by = {f.path.name: f for f in files}
+    records, notes = read_records(by["r.jsonl"])
+    assert [(r.text, r.doc_id, r.record) for r in records] == [("first", "7", 1), ("second", "r.jsonl:3", 3)]
+    assert records[0].metadata == {"n": 1, "user_source": "x"}  # reserved key renamed, nested dropped
+    assert notes == ["1 record(s) without a string 'text' field skipped"]
+    records, _ = read_records(by["r.json"])
+    assert [(r.text, r.doc_id) for r in records] == [("plain", "r.json:1"), ("obj", "j")]
+    records, _ = read_records(by["r.csv"])
+    assert [(r.text, r.doc_id) for r in records] == [("hello", "c1")]
+    with pytest.raises(InputError, match="no 'text' column"):
+        read_records(by["nocol.csv"])
+    with pytest.raises(InputError, match="bad.jsonl:2: invalid JSON"):
+        read_records(by["bad.jsonl"])
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_records(by["latin.txt"])
+    assert file_hash(by["r.csv"].path, "a") != file_hash(by["r.csv"].path, "b")
+
+
+def test_eval_file_formats(tmp_path):
+    (tmp_path / "q.jsonl").write_text('{"_id": 1, "text": "one"}\n{"qid": "b", "query": "two"}\n')
+    (tmp_path / "q.tsv").write_text("query_id\ttext\n1\tone\nb\ttwo\twith tab\n")
+    assert read_queries(tmp_path / "q.jsonl") == {"1": "one", "b": "two"}
+    assert read_queries(tmp_path / "q.tsv") == {"1": "one", "b": "two\twith tab"}
+    (tmp_path / "trec.txt").write_text("1 0 d1 1\n1 Q0 d2 0\nb 0 d3 2\n")
+    (tmp_path / "beir.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\nb\td3\t2\n")
+    (tmp_path / "qrels.jsonl").write_text('{"query_id": "1", "doc_id": "d1", "relevance": 1}\n'
+                                          '{"qid": "b", "corpus_id": "d3", "score": 2}\n')
+    expected = {"1": {"d1": 1}, "b": {"d3": 2}}
+    for name in ("trec.txt", "beir.tsv", "qrels.jsonl"):
+        assert read_qrels(tmp_path / name) == expected
+    (tmp_path / "bad.jsonl").write_text('{"text": "no id"}\n')
+    with pytest.raises(InputError, match="bad.jsonl:1: no query id"):
+        read_queries(tmp_path / "bad.jsonl")
+    with pytest.raises(InputError, match="no such file"):
+        read_qrels(tmp_path / "missing.txt")
+
+
+def test_weight_grid():
+    grid = weight_grid(0.2)
+    assert len(grid) == 21 and (0.4, 0.2, 0.4) in grid and (1.0, 0.0, 0.0) in grid
+    assert all(abs(sum(w) - 1) < 1e-9 for w in grid)
+    with pytest.raises(InputError):
+        weight_grid(0.3)
