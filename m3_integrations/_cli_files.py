@@ -192,9 +192,9 @@ def chunk_text(text: str, tokenizer: Any, chunk_tokens: int = 512, overlap: int 
 
     Pieces are exact substrings of ``text`` that start and end on word boundaries (whitespace, as
     XLM-R's pre-tokenizer sees it), found through the token offsets; consecutive pieces share at
-    least ``overlap`` tokens (rounded back to a word start). A single word longer than a chunk is cut between tokens. Empty or
-    whitespace-only text gives no chunks. The result depends only on the text, the tokenizer and
-    the two settings.
+    least ``overlap`` tokens (rounded back to a word start). A single word longer than a chunk is
+    cut between tokens. Empty or whitespace-only text gives no chunks. The result depends only on
+    the text, the tokenizer and the two settings.
 
     Args:
         tokenizer: a ``tokenizers.Tokenizer`` (``M3Encoder.tokenizer.backend_tokenizer``).

@@ -47,8 +47,10 @@ class QueryPlan:
     @property
     def uses(self) -> tuple[str, ...]:
         """The representations the query needs from the encoder, among dense / sparse / colbert."""
-        if self.mode != "hybrid":
+        if self.mode in ("dense", "sparse"):
             return (self.mode,)
+        if self.mode == "colbert":  # ColBERT re-scores the dense + sparse candidates
+            return ("dense", "sparse", "colbert")
         w_d, w_s, w_c = self.weights
         # dense and sparse always form the candidate set; ColBERT only re-scores when weighted in
         needed = ["dense", "sparse"]

@@ -167,21 +167,25 @@ def _target(args: argparse.Namespace, *, for_index: bool) -> Target:
     config = load_config(db)
     has_config = config is not None
     if config is None:
-        if not for_index and not args.url and args.store in (None, "qdrant-edge"):
+        if not for_index and not args.url:  # a server may hold collections indexed elsewhere
             raise CLIError(f"no index in {db} (run 'm3 index PATH' first, or pass --db DIR of an existing index)")
         config = IndexConfig()
-    store = args.store
-    if store is None:
-        store = config.store if has_config else ("qdrant" if args.url else "qdrant-edge")
+    if args.store:
+        store = args.store
+    elif args.url:
+        store = config.store if has_config and config.store != "qdrant-edge" else "qdrant"
+    else:
+        store = config.store if has_config else "qdrant-edge"
     if store == "qdrant-edge" and args.url:
         raise CLIError("--url needs --store qdrant or --store milvus (qdrant-edge is embedded)")
     url = args.url if args.url else (config.url if has_config and store == config.store else None)
     if store == "qdrant" and not url:
         raise CLIError("--store qdrant needs --url (e.g. http://localhost:6333)")
     collection = args.collection or config.default_collection or DEFAULT_COLLECTION
-    if has_config and not for_index and (store != config.store or url != config.url):
+    if has_config and (store != config.store or url != config.url):
         raise CLIError(f"{db / 'm3.json'} describes a {config.store} index at "
-                       f"{describe_location(config.store, db, config.url)}; use another --db for this store")
+                       f"{describe_location(config.store, db, config.url)}, not {store} at "
+                       f"{describe_location(store, db, url)}; use another --db for that store")
     settings = dict(config.collections.get(collection, {}))
     return Target(db=db, store=store, url=url, collection=collection, config=config, settings=settings,
                   has_config=has_config)

@@ -132,7 +132,8 @@ def _count(db: Path) -> int:
 
 
 def _chunks_of(db: Path, file: Path) -> list[str]:
-    code, out, err = run(["search", "anything", "--db", db, "--json", "-k", "100", "--where", f"source={file.as_posix()}"])
+    code, out, err = run(["search", "anything", "--db", db, "--json", "-k", "100",
+                          "--where", f"source={file.as_posix()}"])
     assert code == 0, err
     return [h["text"] for h in sorted(json.loads(out), key=lambda h: h["chunk"])]
 
@@ -361,6 +362,9 @@ def test_search_errors(tmp_path, indexed, tiny_model_dir):
     code, _, err = run(["search", "x", "--db", db, "--collection", "other"])
     assert code == 1
     _one_error_line(err, "'other'", "empty or missing")
+    code, _, err = run(["search", "x", "--db", db, "--store", "milvus"])
+    assert code == 1
+    _one_error_line(err, "describes a qdrant-edge index", "use another --db")
     other_model = tmp_path / "other-model"
     shutil.copytree(tiny_model_dir, other_model)
     code, _, err = run(["search", "x", "--db", db, "--model", other_model])

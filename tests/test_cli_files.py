@@ -35,7 +35,7 @@ def test_chunks_are_exact_substrings_within_budget(tok, encoder, size, overlap):
         position = start + 1
     assert text.rstrip().endswith(pieces[-1])
     assert set(text.split()) <= set(" ".join(pieces).split())
-    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+    for (s1, e1), (s2, e2) in zip(spans, spans[1:], strict=False):
         assert s1 < s2 and e1 < e2
         shared = tok.encode(text[s2:e1], add_special_tokens=False).ids if s2 < e1 else []
         assert len(shared) >= overlap  # at least `overlap` tokens in common

@@ -48,14 +48,6 @@ def _adapter_for(client: Any) -> ModuleType:
     )
 
 
-def _query_needs(plan: QueryPlan) -> tuple[str, ...]:
-    """Representations of the query the store adapters need for ``plan`` (ColBERT-only retrieval
-    re-scores dense + sparse candidates, so it needs all three)."""
-    if plan.mode == "colbert":
-        return ("dense", "sparse", "colbert")
-    return plan.uses
-
-
 def _check_k(k: Any) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
         raise ValueError(f"k (the number of documents to return) must be a positive int, got {k!r}")
@@ -207,7 +199,7 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         return {
             "collection_name": self.collection_name, "limit": plan.limit, "mode": plan.mode,
             "fusion": plan.fusion, "weights": plan.weights, "prefetch_limit": plan.prefetch_limit,
-            "query_filter": settings["filter"], "rrf_k": plan.rrf_k, "uses": _query_needs(plan),
+            "query_filter": settings["filter"], "rrf_k": plan.rrf_k, "uses": plan.uses,
         }
 
     @staticmethod
