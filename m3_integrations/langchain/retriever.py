@@ -18,7 +18,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, model_validator
 
-from .._query import DEFAULT_RRF_K, Hit, QueryPlan, make_plan
+from .._query import DEFAULT_RRF_K, Hit, make_plan
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, M3Output
 from .embeddings import M3EncoderSettings
 
