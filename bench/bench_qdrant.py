@@ -6,6 +6,7 @@ Queries are noisy copies of stored chunks (so dense/sparse/ColBERT agree on a ne
 
     python bench/bench_qdrant.py --engine edge --sizes 10000 100000
     python bench/bench_qdrant.py --engine local --sizes 10000 --time-cap 600
+    python bench/bench_qdrant.py --sizes 100000 --store /tmp/m3bench   # re-run: resumes, then queries
 
 Ingest goes through ``upsert_documents`` (encode-ahead thread, batches); latency through ``hybrid_search``
 with a precomputed ``query_output`` (so no encoder time), p50/p95 over ``--queries`` queries.
@@ -29,7 +30,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from m3_integrations.encoder.types import M3Output  # noqa: E402
-from m3_integrations.qdrant import QdrantEdgeStore, hybrid_search, upsert_documents  # noqa: E402
+from m3_integrations.qdrant import (  # noqa: E402
+    QdrantEdgeStore,
+    count_documents,
+    hybrid_search,
+    upsert_documents,
+)
 from m3_integrations.qdrant.documents import backend_for  # noqa: E402
 
 DIM = 1024
@@ -136,7 +142,9 @@ def bench_queries(client, name, n_docs, args, deadline) -> dict:
 def run(engine: str, n_docs: int, args) -> dict:
     start = time.monotonic()
     deadline = start + args.time_cap
-    workdir = Path(tempfile.mkdtemp(prefix="bench_qdrant_", dir=args.workdir))
+    keep = engine == "edge" and args.store is not None
+    workdir = Path(args.store) / str(n_docs) if keep else Path(tempfile.mkdtemp(prefix="bench_qdrant_",
+                                                                                 dir=args.workdir))
     if engine == "edge":
         client = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)  # optimize once, timed below
     else:
@@ -147,23 +155,32 @@ def run(engine: str, n_docs: int, args) -> dict:
     encoder = SyntheticEncoder(args.doc_tokens, args.nnz)
     result: dict = {"engine": engine, "target_docs": n_docs, "doc_tokens": args.doc_tokens,
                     "query_tokens": args.query_tokens, "prefetch_limit": args.prefetch}
-    stored = 0
+    have = count_documents(client, name) if keep and client.exists(name) else 0
+    stored = have
 
     def docs():
         nonlocal stored
-        for i in range(n_docs):
+        for i in range(have, n_docs):  # a kept store resumes where the last run stopped
             if time.monotonic() > deadline - args.query_reserve:
                 print(f"  ingest stopped by the time cap at {i} docs", flush=True)
                 return
             stored = i + 1
             yield {"text": f"chunk {i}", "id": str(i), "metadata": {"shard": i % 16}}
 
-    t = time.perf_counter()
-    upsert_documents(client, docs(), name, encoder, batch_size=args.batch_size, show_progress=False)
-    ingest_s = time.perf_counter() - t
-    result.update(docs=stored, ingest_s=round(ingest_s, 1), ingest_docs_per_s=round(stored / ingest_s, 1))
-    print(f"[{engine} {n_docs}] ingested {stored} in {ingest_s:.1f}s = {stored / ingest_s:.0f} docs/s", flush=True)
-    if engine == "edge":
+    ingested = False
+    if have < n_docs:
+        t = time.perf_counter()
+        upsert_documents(client, docs(), name, encoder, batch_size=args.batch_size, show_progress=False)
+        ingest_s = time.perf_counter() - t
+        ingested = True
+        result.update(docs=stored, ingested_now=stored - have, ingest_s=round(ingest_s, 1),
+                      ingest_docs_per_s=round((stored - have) / ingest_s, 1))
+        print(f"[{engine} {n_docs}] ingested {stored - have} in {ingest_s:.1f}s = "
+              f"{(stored - have) / ingest_s:.0f} docs/s ({stored} stored)", flush=True)
+    else:
+        result.update(docs=stored)
+        print(f"[{engine} {n_docs}] reusing {stored} stored docs", flush=True)
+    if engine == "edge" and (ingested or args.optimize):
         # unoptimized (appendable segments, brute force) latency, then optimize
         q = synthetic_query(stored, 0, args.query_tokens, args.doc_tokens, args.nnz)
         samples = []
@@ -187,7 +204,8 @@ def run(engine: str, n_docs: int, args) -> dict:
         client.close()
     del client
     gc.collect()
-    shutil.rmtree(workdir, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 
@@ -205,6 +223,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-cap", type=float, default=600, help="seconds per (engine, size) run")
     parser.add_argument("--query-reserve", type=float, default=120, help="seconds of the cap kept for queries")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--store", default=None,
+                        help="keep the Edge store under STORE/<size> and reuse/resume it on the next run")
+    parser.add_argument("--optimize", action="store_true", help="optimize a reused store before querying")
     parser.add_argument("--json", default=None, help="append results as JSON lines to this file")
     args = parser.parse_args(argv)
     print(f"cpus={os.cpu_count()} load={os.getloadavg()}", flush=True)

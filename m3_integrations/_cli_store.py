@@ -107,10 +107,8 @@ def open_client(store: str, db: Path, url: str | None) -> Any:
         try:
             with warnings.catch_warnings():  # the version check warns before the real error
                 warnings.simplefilter("ignore")
-                client = module.connect(url) if hasattr(module, "connect") else _qdrant_client(url)
+                client = _qdrant_client(url)
                 client.get_collections()
-        except CLIError:
-            raise
         except Exception as exc:
             raise CLIError(f"cannot reach the Qdrant server at {url}: {_first_line(exc)}") from None
         return client
@@ -119,16 +117,15 @@ def open_client(store: str, db: Path, url: str | None) -> Any:
     if not url:
         db.mkdir(parents=True, exist_ok=True)
     try:
-        return module.connect(uri) if hasattr(module, "connect") else _milvus_client(uri)
-    except CLIError:
-        raise
+        return _milvus_client(uri)
     except Exception as exc:
         what = f"the Milvus server at {url}" if url else f"the milvus-lite file {uri}"
         raise CLIError(f"cannot reach {what}: {_first_line(exc)}") from None
 
 
 def _qdrant_client(url: str) -> Any:
-    # Imported here, not at module level: the CLI reaches Qdrant only through this one call.
+    # The adapters take a client and have no connect(); the CLI builds the server clients here, and
+    # only here (lazily), and does everything else through the adapter functions.
     from qdrant_client import QdrantClient
 
     return QdrantClient(url=url, timeout=10, check_compatibility=False)

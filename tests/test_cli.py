@@ -322,7 +322,7 @@ def _one_error_line(err: str, *needles: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["missing_path", "empty_folder", "only_unsupported", "no_model", "bad_server",
-                                  "edge_with_url", "bad_overlap"])
+                                  "bad_milvus_server", "edge_with_url", "bad_overlap"])
 def test_index_errors_are_one_line_and_store_nothing(case, tmp_path, tiny_model_dir):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -335,6 +335,8 @@ def test_index_errors_are_one_line_and_store_nothing(case, tmp_path, tiny_model_
         "no_model": (["index", folder, "--model", tmp_path / "no-model"], "no such directory"),
         "bad_server": (["index", folder, *model, "--store", "qdrant", "--url", "http://127.0.0.1:9"],
                        "cannot reach the Qdrant server"),
+        "bad_milvus_server": (["index", folder, *model, "--store", "milvus", "--url", "http://127.0.0.1:9"],
+                              "cannot reach the Milvus server"),
         "edge_with_url": (["index", folder, *model, "--store", "qdrant-edge", "--url", "http://127.0.0.1:9"],
                           "--url needs --store qdrant or --store milvus"),
         "bad_overlap": (["index", folder, *model, "--chunk-tokens", "40", "--chunk-overlap", "30"],
@@ -342,7 +344,7 @@ def test_index_errors_are_one_line_and_store_nothing(case, tmp_path, tiny_model_
     }[case]
     if case == "only_unsupported":
         (folder / "a.pdf").write_bytes(b"%PDF")
-    elif case in ("no_model", "bad_server", "edge_with_url", "bad_overlap"):
+    elif case in ("no_model", "bad_server", "bad_milvus_server", "edge_with_url", "bad_overlap"):
         (folder / "a.txt").write_text("some text", encoding="utf-8")
     code, out, err = run([*argv, "--db", db])
     assert code == 1

@@ -7,7 +7,8 @@ every backslash, double quote and control character escaped, so a value can neve
 Semantics (the same as the Qdrant adapter's ``must`` / ``must_not``):
 
 - ``eq gt gte lt lte in``: the key must exist and match;
-- ``ne nin``: a document *without* the key matches too (``not exists K or K != v``);
+- ``ne nin``: a document *without* the key matches too (``not (K == v)``, or on milvus-lite 3.x,
+  whose logic is three-valued, ``not exists K or not (K == v)``);
 - ``in []`` matches nothing, ``nin []`` everything; ``AllOf(())`` everything, ``AnyOf(())`` nothing.
 """
 
@@ -70,13 +71,20 @@ def _number(value: Any, key: str, op: str) -> str:
     return literal(value, key=key)
 
 
-def _condition(cond: Condition) -> str:
+def _missing_or(path: str, expr: str, exists: bool) -> str:
+    """``expr`` OR the key is missing."""
+    if exists:  # milvus-lite 3.x: three-valued logic, `not (K == v)` is null for a missing key
+        return f"(not exists {path} or {expr})"
+    return expr  # servers and milvus-lite 2.5: no `exists`; a missing key makes `K == v` false
+
+
+def _condition(cond: Condition, exists: bool) -> str:
     path = key_path(cond.key)
     op, value = cond.op, cond.value
     if op == "eq":
         return f"{path} == {literal(value, key=cond.key)}"
     if op == "ne":
-        return f"(not exists {path} or {path} != {literal(value, key=cond.key)})"
+        return _missing_or(path, f"not ({path} == {literal(value, key=cond.key)})", exists)
     if op in ("gt", "gte", "lt", "lte"):
         symbol = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
         return f"{path} {symbol} {_number(value, cond.key, op)}"
@@ -87,34 +95,35 @@ def _condition(cond: Condition) -> str:
     # nin
     if not values:
         return TRUE_EXPR
-    return f"(not exists {path} or (" + " and ".join(f"{path} != {v}" for v in values) + "))"
+    return _missing_or(path, "not (" + " or ".join(f"{path} == {v}" for v in values) + ")", exists)
 
 
-def _translate(flt: Any) -> str:
+def _translate(flt: Any, exists: bool) -> str:
     if isinstance(flt, Condition):
-        return _condition(flt)
+        return _condition(flt, exists)
     if isinstance(flt, (AllOf, AnyOf)):
         conditions = tuple(flt.conditions)
         if not conditions:
             return TRUE_EXPR if isinstance(flt, AllOf) else FALSE_EXPR
         joiner = " and " if isinstance(flt, AllOf) else " or "
-        return "(" + joiner.join(_translate(c) for c in conditions) + ")"
+        return "(" + joiner.join(_translate(c, exists) for c in conditions) + ")"
     raise TypeError(
         f"filter must be a Condition, AllOf, AnyOf or a Milvus boolean expression string, got {type(flt).__name__}"
     )
 
 
-def to_expr(query_filter: Any) -> str:
+def to_expr(query_filter: Any, *, exists: bool = True) -> str:
     """Translate ``query_filter`` (neutral filter, Milvus expression string or ``None``) to an expression.
 
     Returns ``""`` for no filter. A string is passed through unchanged (it is the caller's native
-    Milvus expression; it may reference ``metadata[...]``, ``doc_id`` or ``text``).
+    Milvus expression; it may reference ``metadata[...]``, ``doc_id`` or ``text``). ``exists``: the
+    engine has the ``exists`` operator and three-valued logic (milvus-lite 3.x); see ``ServerCaps``.
     """
     if query_filter is None:
         return ""
     if isinstance(query_filter, str):
         return query_filter.strip()
-    return _translate(query_filter)
+    return _translate(query_filter, exists)
 
 
 def and_expr(*parts: str) -> str:

@@ -62,6 +62,7 @@ class ServerCaps:
     version: str
     is_lite: bool
     native_multivector: bool
+    json_exists: bool = False  # `exists metadata[...]` and three-valued NOT (milvus-lite 3.x)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,19 @@ def _parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(x) for x in match.groups()) if match else None
 
 
+def exists(name: str) -> Program:
+    """Whether a collection exists (``list_collections``: every client version has it)."""
+    return name in (yield call("list_collections"))
+
+
+def filter_expr(client: Any, query_filter: Any) -> Program:
+    """The Milvus expression of a neutral filter (or a native expression string) for this engine."""
+    from ._filters import to_expr
+
+    caps = yield from server_caps(client)
+    return to_expr(query_filter, exists=caps.json_exists)
+
+
 def server_caps(client: Any) -> Program:
     """Detect the engine: milvus-lite or a server, and whether native multi-vector exists (>= 2.6.4)."""
     st = state(client)
@@ -124,7 +138,7 @@ def server_caps(client: Any) -> Program:
     parsed = _parse_version(version)
     native = (not is_lite) and parsed is not None and parsed >= NATIVE_MIN_VERSION
     st.caps = ServerCaps(version=version or "milvus-lite (version unknown)", is_lite=is_lite,
-                         native_multivector=native)
+                         native_multivector=native, json_exists=is_lite and (parsed or (0,)) >= (3,))
     return st.caps
 
 
@@ -177,7 +191,7 @@ def _create_one(name: str, schema: Any, index: Any) -> Program:
     except Exception:
         # AsyncMilvusClient + milvus-lite 3.x: the collection and its indexes are created, then waiting
         # for the index build fails (UNIMPLEMENTED); a real failure leaves no collection
-        if not (yield call("has_collection", name)):
+        if not (yield from exists(name)):
             raise
 
 
@@ -265,7 +279,7 @@ def describe(client: Any, name: str, dim: int | None = None) -> Program:
         info = CollectionInfo(name=name, dim=stored_dim or 0, layout="native")
     elif not problems:
         companion = colbert_collection(name)
-        if not (yield call("has_collection", companion)):
+        if not (yield from exists(companion)):
             problems.append(f"its ColBERT companion collection {companion!r} is missing")
         else:
             cdesc = yield call("describe_collection", companion)
@@ -292,8 +306,8 @@ def open_collection(client: Any, name: str) -> Program:
     info = st.ready.get(name)
     if info is not None:
         return info
-    if not (yield call("has_collection", name)):
-        existing = yield call("list_collections")
+    existing = yield call("list_collections")
+    if name not in existing:
         visible = sorted(c for c in existing if not c.endswith(COLBERT_SUFFIX))
         raise CollectionNotFoundError(
             f"collection {name!r} does not exist (collections here: {visible}); upsert documents first"
@@ -310,5 +324,5 @@ def drop(client: Any, name: str) -> Program:
     """Drop ``name`` and its companion collection (missing ones are skipped)."""
     forget(client, name)
     for target in (name, colbert_collection(name)):
-        if (yield call("has_collection", target)):
+        if (yield from exists(target)):
             yield call("drop_collection", target)

@@ -32,6 +32,8 @@ from ._schema import (
     create,
     describe,
     drop,
+    exists,
+    filter_expr,
     open_collection,
     state,
 )
@@ -126,7 +128,7 @@ def write_program(info: CollectionInfo, batch: list[Document], output: M3Output)
 def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: str) -> Program:
     if recreate:
         yield from drop(client, name)
-    if (yield call("has_collection", name)):
+    if (yield from exists(name)):
         info = yield from describe(client, name, dim)
     else:
         yield from drop(client, name)  # an orphan companion collection, if any
@@ -140,7 +142,7 @@ def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: st
 
 def _validate_program(client: Any, name: str, dim: int) -> Program:
     """Fail early (before encoding anything) when an existing collection is incompatible."""
-    if (yield call("has_collection", name)):
+    if (yield from exists(name)):
         yield from describe(client, name, dim)
 
 
@@ -243,8 +245,9 @@ def _delete_pks(info: CollectionInfo, pks: list[str]) -> Program:
         yield call("delete", info.colbert_name, filter=in_list(DOC_PK, pks))
 
 
-def _delete_where(client: Any, name: str, expr: str) -> Program:
+def _delete_where(client: Any, name: str, query_filter: Any) -> Program:
     info = yield from open_collection(client, name)
+    expr = yield from filter_expr(client, query_filter)
     seen: set[str] = set()
     while True:
         rows = yield call("query", name, filter=expr, output_fields=[PK], limit=MAX_QUERY_ROWS)
@@ -264,11 +267,10 @@ def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "do
         run_sync(client, open_collection(client, _check_name(collection_name)))
 
 
-def _filter_expr(query_filter: Any) -> str:
-    expr = to_expr(query_filter)
-    if not expr:
+def _filter_expr(query_filter: Any) -> Any:
+    if not to_expr(query_filter):
         raise ValueError("delete_by_filter needs a filter; to delete everything use drop_collection")
-    return expr
+    return query_filter
 
 
 def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs") -> None:
@@ -282,7 +284,7 @@ def _get_program(client: Any, name: str, ids: list[str] | None, query_filter: An
         raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     if ids is not None and not ids:
         return []
-    expr = and_expr(to_expr(query_filter), in_list(DOC_ID, ids) if ids is not None else "")
+    expr = and_expr((yield from filter_expr(client, query_filter)), in_list(DOC_ID, ids) if ids is not None else "")
     window = min(limit or MAX_QUERY_ROWS, MAX_QUERY_ROWS)
     rows = yield call("query", name, filter=expr or f'{PK} != ""', output_fields=[PK, DOC_ID, TEXT, METADATA],
                       limit=window)
@@ -306,7 +308,7 @@ def get_documents(client: Any, collection_name: str = "docs", ids: Iterable[str]
 
 def _count_program(client: Any, name: str, query_filter: Any) -> Program:
     yield from open_collection(client, name)
-    rows = yield call("query", name, filter=to_expr(query_filter), output_fields=["count(*)"])
+    rows = yield call("query", name, filter=(yield from filter_expr(client, query_filter)), output_fields=["count(*)"])
     return int(rows[0]["count(*)"]) if rows else 0
 
 

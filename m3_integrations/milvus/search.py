@@ -33,7 +33,19 @@ from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS, companion_scores, doc_gen, native_scores
 from ._driver import Program, call, run_async, run_sync
 from ._filters import in_list, to_expr
-from ._schema import DENSE, DOC_ID, GEN, METADATA, N_TOKENS, PK, SPARSE, TEXT, CollectionInfo, open_collection
+from ._schema import (
+    DENSE,
+    DOC_ID,
+    GEN,
+    METADATA,
+    N_TOKENS,
+    PK,
+    SPARSE,
+    TEXT,
+    CollectionInfo,
+    filter_expr,
+    open_collection,
+)
 
 _BASE_FIELDS = [PK, DOC_ID, TEXT, METADATA, N_TOKENS, GEN]
 _IP = {"metric_type": "IP"}
@@ -118,11 +130,12 @@ def _ranks(values: Sequence[float]) -> np.ndarray:
     return ranks
 
 
-def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, expr: str) -> Program:
+def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_filter: Any) -> Program:
     """The whole search as one program (see the module docstring)."""
     from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
     info = yield from open_collection(client, name)
+    expr = yield from filter_expr(client, query_filter)
     qd = None if q.dense is None else np.asarray(q.dense[0], dtype=np.float32)
     if qd is not None and qd.shape != (info.dim,):
         raise ValueError(f"the query's dense vector has dimension {qd.shape[-1]}; collection {name!r} stores "
@@ -225,7 +238,8 @@ def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: s
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
     plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k)
     q, want = _query_output(query, encoder, query_output, plan)
-    return plan, q, want, to_expr(query_filter)
+    to_expr(query_filter)  # validate it before any database call
+    return plan, q, want, query_filter
 
 
 def hybrid_search(
