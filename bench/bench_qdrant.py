@@ -120,6 +120,8 @@ def bench_queries(client, name, n_docs, args, deadline) -> dict:
               for label in ("colbert_rerank", "hybrid_weighted")]
     for label, kw, prefetch in kinds:
         for q in queries[:3]:  # warm-up (lazy optimize, page cache)
+            if time.monotonic() > deadline:
+                break
             hybrid_search(client, "", name, None, limit=10, prefetch_limit=prefetch, query_output=q, **kw)
         full, single = [], []
         for q in queries:
