@@ -140,30 +140,37 @@ def _ranked(ref, mode, keep=lambda s: True):
     return [k for _, k in sorted(((s[mode], k) for k, s in ref.items() if keep(s)), reverse=True)]
 
 
-def test_rrf_equals_reference_fusion(loaded, encoder, reference):
+@pytest.mark.parametrize("weights", [(0.4, 0.2, 0.4), (1.0, 1.0, 1.0), (0.0, 1.0, 2.0)])
+def test_rrf_equals_reference_fusion(loaded, encoder, reference, weights):
+    """(1, 1, 1) runs Milvus' RRFRanker; unequal dense/sparse weights fuse the two lists client side."""
     k = 60
     for query in QUERIES[:3]:
         ref = _ref_scores(encoder, reference, query)
         lists = [_ranked(ref, "dense"), _ranked(ref, "sparse", lambda s: s["sparse"] > 0), _ranked(ref, "colbert")]
-        fused = {key: sum(1 / (k + lst.index(key) + 1) for lst in lists if key in lst) for key in ref}
+        fused = {key: sum(w / (k + lst.index(key) + 1) for w, lst in zip(weights, lists, strict=True) if key in lst)
+                 for key in ref}
         hits = hybrid_search(loaded, query, "corpus", encoder, limit=8, fusion="rrf", prefetch_limit=len(CORPUS),
-                             rrf_k=k)
+                             rrf_k=k, weights=weights)
         for hit in hits:
             assert hit.score == pytest.approx(fused[hit.id], abs=2e-4)  # float16 ColBERT may swap near-ties
         expected = sorted(fused.values(), reverse=True)[:8]
         assert [h.score for h in hits] == pytest.approx(expected, abs=2e-4)
 
 
-def test_dbsf_equals_reference_fusion(loaded, encoder, reference):
+@pytest.mark.parametrize("weights", [(0.4, 0.2, 0.4), (1.0, 0.0, 1.0)])
+def test_dbsf_equals_reference_fusion(loaded, encoder, reference, weights):
     for query in QUERIES[:3]:
         ref = _ref_scores(encoder, reference, query)
         fused = dict.fromkeys(ref, 0.0)
-        for mode, keep in (("dense", lambda s: True), ("sparse", lambda s: s["sparse"] > 0),
-                           ("colbert", lambda s: True)):
+        for w, mode, keep in ((weights[0], "dense", lambda s: True), (weights[1], "sparse", lambda s: s["sparse"] > 0),
+                              (weights[2], "colbert", lambda s: True)):
+            if w == 0:
+                continue
             keys = _ranked(ref, mode, keep)
             for key, norm in zip(keys, dbsf_normalize([ref[x][mode] for x in keys]), strict=True):
                 fused[key] += norm
-        hits = hybrid_search(loaded, query, "corpus", encoder, limit=8, fusion="dbsf", prefetch_limit=len(CORPUS))
+        hits = hybrid_search(loaded, query, "corpus", encoder, limit=8, fusion="dbsf", prefetch_limit=len(CORPUS),
+                             weights=weights)
         for hit in hits:
             assert hit.score == pytest.approx(fused[hit.id], abs=5e-3)
         assert [h.score for h in hits] == pytest.approx(sorted(fused.values(), reverse=True)[:8], abs=5e-3)

@@ -10,12 +10,15 @@ How each request runs (P = ``prefetch_limit``):
   would score 0 on the other side; no vectors are transferred), its exact ColBERT score
   (MaxSim sum / query tokens) when ``w_c > 0``, and the reference weighted score
   ``(w_d*dense + w_s*sparse + w_c*colbert) / (w_d + w_s + w_c)``.
-- ``hybrid`` + ``rrf``: Milvus ``hybrid_search`` with ``RRFRanker(k)`` fuses the dense and sparse
-  rankings (``1/(k + rank)``, rank from 1); the ColBERT ranking of the candidates adds its own
-  ``1/(k + rank)``. The three rankings count equally (``weights`` apply to ``weighted`` only).
+- ``hybrid`` + ``rrf``: weighted reciprocal rank fusion ``sum_m w_m / (k + rank_m)`` (rank from 1, as
+  Milvus' ``RRFRanker``) over the dense top-P, the sparse top-P and the ColBERT ranking of their union;
+  a zero weight drops that list. When ``w_d == w_s`` Milvus ``hybrid_search`` with ``RRFRanker(k)``
+  fuses dense and sparse (scaled by ``w_d``); otherwise (``RRFRanker`` has no weights) the two lists
+  come from two searches and are fused here.
 - ``hybrid`` + ``dbsf``: Milvus has no DBSF ranker, so the two lists come from two searches and are
   fused here with the ColBERT list: each list's scores are mapped to ``(s - (mu - 3 sigma)) / (6 sigma)``
-  clipped to [0, 1] (0.5 when sigma is 0) and summed over the lists a candidate appears in.
+  clipped to [0, 1] (0.5 when sigma is 0) and summed over the lists a candidate appears in
+  (unweighted, as Qdrant's DBSF; a zero weight drops that list).
 - ``colbert``: the candidates of the dense + sparse searches ranked by their exact ColBERT score.
 """
 
@@ -157,7 +160,10 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
     cands: dict[str, _Candidate] = {}
     weighted = plan.mode == "hybrid" and plan.fusion == "weighted"
     lists: dict[str, list[str]] = {}  # dbsf: per-list order of candidate pks
-    if plan.mode == "hybrid" and plan.fusion == "dbsf":
+    w_d, w_s, w_c = plan.weights
+    # per-list fusion here when Milvus' RRFRanker cannot express it (it has no weights)
+    by_lists = plan.mode == "hybrid" and (plan.fusion == "dbsf" or (plan.fusion == "rrf" and not (w_d == w_s > 0)))
+    if by_lists:
         searches = [("dense", DENSE, qd)] + ([("sparse", SPARSE, qs)] if qs else [])
         for mode, anns, data in searches:
             res = yield call("search", name, data=[data], anns_field=anns, limit=P, filter=expr,
@@ -179,7 +185,6 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
             fused = [1.0 / (plan.rrf_k + rank) for rank in range(1, len(res[0]) + 1)]
         else:
             if weighted:
-                w_d, w_s, _ = plan.weights
                 total = w_d + w_s
                 ranker = WeightedRanker(w_d / total, w_s / total, norm_score=False) if total > 0 else \
                     WeightedRanker(0.5, 0.5, norm_score=False)
@@ -215,18 +220,24 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
         for cand in ordered:
             cand.fused = cand.scores["colbert"]
     elif weighted:
-        w_d, w_s, w_c = plan.weights
         for cand in ordered:
             s = cand.scores
             cand.fused = (w_d * s["dense"] + w_s * s["sparse"] + w_c * s.get("colbert", 0.0)) / (w_d + w_s + w_c)
-    elif plan.fusion == "rrf":
+    elif plan.fusion == "rrf" and not by_lists:  # Milvus fused dense + sparse with equal weights w_d == w_s
         for cand, rank in zip(ordered, _ranks([c.scores["colbert"] for c in ordered]), strict=True):
-            cand.fused += 1.0 / (plan.rrf_k + int(rank))
-    else:  # dbsf
-        lists["colbert"] = [c.entity[PK] for c in ordered]
+            cand.fused = w_d * cand.fused + (w_c / (plan.rrf_k + int(rank)) if w_c > 0 else 0.0)
+    else:  # rrf with unequal weights, dbsf: fuse the lists whose weight is not zero
+        lists["colbert"] = [c.entity[PK] for c in sorted(ordered, key=lambda c: -c.scores["colbert"])]
+        weight = {"dense": w_d, "sparse": w_s, "colbert": w_c}
         for mode, pks in lists.items():
-            for pk, norm in zip(pks, dbsf_normalize([cands[pk].scores[mode] for pk in pks]), strict=True):
-                cands[pk].fused += float(norm)
+            if weight[mode] == 0:
+                continue
+            if plan.fusion == "rrf":
+                for rank, pk in enumerate(pks, start=1):
+                    cands[pk].fused += weight[mode] / (plan.rrf_k + rank)
+            else:
+                for pk, norm in zip(pks, dbsf_normalize([cands[pk].scores[mode] for pk in pks]), strict=True):
+                    cands[pk].fused += float(norm)
     ordered.sort(key=lambda c: (-c.fused, c.entity[DOC_ID]))
     return [_hit(c.entity, c.fused, c.scores) for c in ordered[:plan.limit]]
 
