@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -105,10 +104,7 @@ def open_client(store: str, db: Path, url: str | None) -> Any:
             raise CLIError("--store qdrant needs --url (e.g. http://localhost:6333); "
                            "use the default --store qdrant-edge for an embedded index")
         try:
-            with warnings.catch_warnings():  # the version check warns before the real error
-                warnings.simplefilter("ignore")
-                client = _qdrant_client(url)
-                client.get_collections()
+            client = _qdrant_client(url)
         except Exception as exc:
             raise CLIError(f"cannot reach the Qdrant server at {url}: {_first_line(exc)}") from None
         return client
@@ -124,17 +120,15 @@ def open_client(store: str, db: Path, url: str | None) -> Any:
 
 
 def _qdrant_client(url: str) -> Any:
-    # The adapters take a client and have no connect(); the CLI builds the server clients here, and
-    # only here (lazily), and does everything else through the adapter functions.
-    from qdrant_client import QdrantClient
+    from .qdrant import connect
 
-    return QdrantClient(url=url, timeout=10, check_compatibility=False)
+    return connect(url)
 
 
 def _milvus_client(uri: str) -> Any:
-    from pymilvus import MilvusClient
+    from .milvus import connect
 
-    return MilvusClient(uri=uri, timeout=10)
+    return connect(uri)
 
 
 def close_client(client: Any) -> None:

@@ -18,6 +18,7 @@ from .._ingest import Document, IngestError
 from .._query import AllOf, AnyOf, Condition, Hit
 from ._filters import to_expr
 from ._schema import CollectionNotFoundError, SchemaMismatchError
+from .connect import connect
 from .documents import (
     aupsert_documents,
     count_documents,
@@ -30,6 +31,7 @@ from .documents import (
 from .search import ahybrid_search, hybrid_search
 
 __all__ = [
+    "connect",
     "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError",
     "SchemaMismatchError", "ahybrid_search", "aupsert_documents", "count_documents", "delete_by_filter",
     "delete_documents", "drop_collection", "get_documents", "hybrid_search", "to_expr", "upsert_documents",

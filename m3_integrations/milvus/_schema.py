@@ -33,6 +33,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from .._errors import CollectionNotFoundError, SchemaMismatchError  # noqa: F401 (re-exported)
 from ._driver import Program, call, probe
 
 PK, DOC_ID, TEXT, METADATA, DENSE, SPARSE, N_TOKENS, GEN = (
@@ -47,12 +48,6 @@ NATIVE_MIN_VERSION = (2, 6, 4)
 LAYOUTS = ("auto", "companion", "native")
 
 
-class SchemaMismatchError(ValueError):
-    """An existing collection does not have the layout this adapter writes (the message says what differs)."""
-
-
-class CollectionNotFoundError(ValueError):
-    """The named collection does not exist."""
 
 
 @dataclass(frozen=True)

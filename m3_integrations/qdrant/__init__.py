@@ -7,6 +7,7 @@ twins) and ``QdrantEdgeStore`` (embedded, persistent Qdrant engine; the default 
 from .._ingest import Document, IngestError
 from .._query import AllOf, AnyOf, Condition, Hit
 from ._schema import CollectionNotFoundError, QdrantSchema, SchemaMismatchError
+from .connect import connect
 from .documents import (
     aupsert_documents,
     count_documents,
@@ -20,6 +21,7 @@ from .edge import QdrantEdgeStore
 from .search import ahybrid_search, hybrid_search
 
 __all__ = [
+    "connect",
     "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError", "QdrantEdgeStore",
     "QdrantSchema", "SchemaMismatchError", "ahybrid_search", "aupsert_documents", "count_documents",
     "delete_by_filter", "delete_documents", "drop_collection", "get_documents", "hybrid_search",

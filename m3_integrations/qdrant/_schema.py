@@ -5,17 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .._errors import CollectionNotFoundError, SchemaMismatchError  # noqa: F401 (re-exported)
+
 COLBERT_DATATYPES = ("float16", "float32")
 """``uint8`` is refused: Qdrant Edge 0.9 casts the float query to uint8 as well (a MaxSim of 0.0 was measured
 where qdrant-client gives the true value), so no mapping back to the reference scale holds on both engines."""
 
 
-class SchemaMismatchError(ValueError):
-    """An existing collection has a configuration this adapter cannot use (the message says what and how to fix)."""
-
-
-class CollectionNotFoundError(LookupError):
-    """The named collection does not exist."""
 
 
 @dataclass(frozen=True)
