@@ -452,3 +452,22 @@ def test_dbsf_normalize():
     assert dbsf_normalize([1.0, 1.0]).tolist() == [0.5, 0.5]
     out = dbsf_normalize([0.0, 1.0, 2.0])
     assert out[1] == pytest.approx(0.5) and 0 < out[0] < out[1] < out[2] < 1
+
+
+def test_upsert_seals_its_writes_on_milvus_lite(tmp_path, encoder):
+    """milvus-lite searches unsealed rows ~10x slower, so an ingest ends with a flush of both collections.
+
+    A spy records the calls on a real MilvusClient (milvus-lite keeps no public "unsealed rows" counter).
+    """
+    calls: list[tuple[str, str]] = []
+
+    class Spy(MilvusClient):
+        def flush(self, collection_name, *args, **kwargs):
+            calls.append(("flush", collection_name))
+            return super().flush(collection_name, *args, **kwargs)
+
+    spy = Spy(str(tmp_path / "seal.db"))
+    upsert_documents(spy, ["one", "two"], collection_name="sealed", encoder=encoder, show_progress=False)
+    assert ("flush", "sealed") in calls and ("flush", "sealed__colbert") in calls
+    assert len(hybrid_search(spy, "one", collection_name="sealed", encoder=encoder, limit=2)) == 2
+    spy.close()

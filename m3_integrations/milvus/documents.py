@@ -35,6 +35,7 @@ from ._schema import (
     exists,
     filter_expr,
     open_collection,
+    server_caps,
     state,
 )
 
@@ -158,6 +159,15 @@ class _Writer:
             self.info = yield from _ensure_program(self.client, self.name, self.dim, self.recreate, self.layout)
         yield from write_program(self.info, batch, output)
 
+    def finish(self) -> Program:
+        """Seal what was written on milvus-lite: its searches over unsealed rows are ~10x slower (2.7 s vs
+        0.25 s per hybrid query at 3,000 chunks, measured). Servers seal on their own schedule."""
+        if self.info is None or not (yield from server_caps(self.client)).is_lite:
+            return
+        yield call("flush", self.info.name)
+        if self.info.colbert_name:
+            yield call("flush", self.info.colbert_name)
+
 
 def upsert_documents(
     client: Any,
@@ -194,10 +204,13 @@ def upsert_documents(
     if not recreate:
         run_sync(client, _validate_program(client, name, encoder.dim))
     writer = _Writer(client, name, encoder.dim, recreate, colbert_layout)
-    return run_ingest(
-        docs, encoder.encode_documents, lambda batch, out: run_sync(client, writer.program(batch, out)),
-        batch_size=batch_size, show_progress=show_progress, transient=_transient(),
-    )
+    try:
+        return run_ingest(
+            docs, encoder.encode_documents, lambda batch, out: run_sync(client, writer.program(batch, out)),
+            batch_size=batch_size, show_progress=show_progress, transient=_transient(),
+        )
+    finally:
+        run_sync(client, writer.finish())
 
 
 async def aupsert_documents(
@@ -225,10 +238,13 @@ async def aupsert_documents(
     def write(batch: list[Document], output: M3Output) -> None:
         asyncio.run_coroutine_threadsafe(run_async(client, writer.program(batch, output)), loop).result()
 
-    return await asyncio.to_thread(
-        run_ingest, docs, encoder.encode_documents, write,
-        batch_size=batch_size, show_progress=show_progress, transient=_transient(),
-    )
+    try:
+        return await asyncio.to_thread(
+            run_ingest, docs, encoder.encode_documents, write,
+            batch_size=batch_size, show_progress=show_progress, transient=_transient(),
+        )
+    finally:
+        await run_async(client, writer.finish())
 
 
 # ------------------------------------------------------------------------------------ reading / deleting
