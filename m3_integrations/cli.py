@@ -460,10 +460,11 @@ def _format_table(hits: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    """``m3 search``: hybrid (or single-mode) search with per-mode scores."""
-    if not args.query.strip():
-        raise CLIError("the query is empty")
+def _open_searchable(args: argparse.Namespace) -> tuple[Target, str, Any, Any]:
+    """The index of ``args`` opened for reading: target, model, adapter module and client (the caller closes it).
+
+    Fails with one clear line, before any model is loaded, when the collection is empty or missing.
+    """
     target = _target(args, for_index=False)
     model = _model_for(target, args.model)
     module = adapter(target.store)
@@ -472,6 +473,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         if not _count(module, client, target.collection):
             raise CLIError(f"collection {target.collection!r} in {target.location} is empty or missing; "
                            "run 'm3 index PATH' first")
+    except BaseException:
+        close_client(client)
+        raise
+    return target, model, module, client
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """``m3 search``: hybrid (or single-mode) search with per-mode scores."""
+    if not args.query.strip():
+        raise CLIError("the query is empty")
+    target, model, module, client = _open_searchable(args)
+    try:
         encoder = _load_encoder(model, args.device, args.dtype)
         hits = module.hybrid_search(client, args.query, collection_name=target.collection, encoder=encoder,
                                     limit=args.k, mode=args.mode, fusion=args.fusion, weights=args.weights,
@@ -502,14 +515,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         _note(f"{len(queries) - len(query_ids)} queries without judgements are not evaluated")
     qrels = {q: qrels[q] for q in query_ids}
     grid = weight_grid(args.grid_step) if args.grid else []
-    target = _target(args, for_index=False)
-    model = _model_for(target, args.model)
-    module = adapter(target.store)
-    client = open_client(target.store, target.db, target.url)
+    target, model, module, client = _open_searchable(args)
     try:
-        if not _count(module, client, target.collection):
-            raise CLIError(f"collection {target.collection!r} in {target.location} is empty or missing; "
-                           "run 'm3 index PATH' first")
         encoder = _load_encoder(model, args.device, args.dtype)
         encoded = encoder.encode_queries([queries[q] for q in query_ids])
 
