@@ -99,8 +99,13 @@ def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
 
 
 def _encode_ahead(batches: Iterator[list[Document]], encode: Callable[[list[str]], M3Output],
-                  depth: int = 2) -> Iterator[tuple[list[Document], M3Output]]:
-    """Encode in a background thread, ``depth`` batches ahead of the consumer."""
+                  unchanged: Callable[[list[Document]], set[str]] | None = None, depth: int = 2
+                  ) -> Iterator[tuple[list[Document], list[Document], M3Output | None]]:
+    """Encode in a background thread, ``depth`` batches ahead of the consumer.
+
+    Yields ``(batch, to_write, output)``: ``unchanged(batch)`` names the keys already stored as they are,
+    which are neither encoded nor written again (``output`` is ``None`` when nothing is left to encode).
+    """
     out: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
     done = object()
@@ -110,7 +115,9 @@ def _encode_ahead(batches: Iterator[list[Document]], encode: Callable[[list[str]
             for batch in batches:
                 if stop.is_set():
                     return
-                out.put((batch, encode([d.text for d in batch])))
+                same = unchanged(batch) if unchanged is not None else set()
+                todo = [d for d in batch if d.key not in same]
+                out.put((batch, todo, encode([d.text for d in todo]) if todo else None))
             out.put(done)
         except BaseException as exc:  # surfaced in the consumer
             out.put(exc)
@@ -156,12 +163,16 @@ def run_ingest(
     attempts: int = 3,
     backoff: float = 0.5,
     transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError),
+    unchanged: Callable[[list[Document]], set[str]] | None = None,
 ) -> list[str]:
     """Encode and write documents batch by batch; returns the stored keys (user id, else derived id).
 
     ``write`` gets each batch with its encoder output and must be idempotent (upsert by deterministic
     id). A batch that still fails after retries is reported, the others go on, and at the end an
-    ``IngestError`` lists what was not stored.
+    ``IngestError`` lists what was not stored. ``unchanged(batch)``, when given, returns the keys of the
+    batch's documents already stored with the same text and metadata: they are counted as stored without
+    being encoded again, so a re-run after a failure resumes instead of starting over. It runs in the
+    encoding thread, never at the same time as ``write``.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -178,24 +189,44 @@ def run_ingest(
     stored: list[str] = []
     failed: list[str] = []
     last_error: BaseException | None = None
+    store_lock = threading.Lock()  # the look-up of stored copies and the writes never overlap
+
+    def locked_write(batch: list[Document], output: M3Output) -> None:
+        with store_lock:
+            write(batch, output)
+
+    def locked_unchanged(batch: list[Document]) -> set[str]:
+        with store_lock:
+            return unchanged(batch)
+
+    skipped_total = 0
     try:
-        for batch, output in _encode_ahead(_batches(stream, batch_size), encode):
+        for batch, todo, output in _encode_ahead(_batches(stream, batch_size), encode,
+                                                 locked_unchanged if unchanged is not None else None):
+            skipped_total += len(batch) - len(todo)
             try:
-                with_retries(partial(write, batch, output), attempts=attempts, backoff=backoff, transient=transient)
+                if todo:
+                    with_retries(partial(locked_write, todo, output), attempts=attempts, backoff=backoff,
+                                 transient=transient)
                 stored.extend(d.key for d in batch)
             except transient as exc:
                 last_error = exc
-                failed.extend(d.key for d in batch)
-                logger.error("could not store %d documents after %d attempts: %s", len(batch), attempts, exc)
+                attempted = {id(d) for d in todo}
+                stored.extend(d.key for d in batch if id(d) not in attempted)
+                failed.extend(d.key for d in todo)
+                logger.error("could not store %d documents after %d attempts: %s", len(todo), attempts, exc)
             if progress is not None:
                 progress.update(len(batch))
     finally:
         if progress is not None:
             progress.close()
+    if skipped_total:
+        logger.info("%d documents were already stored unchanged and were not encoded again", skipped_total)
     if failed:
         raise IngestError(
             f"{len(failed)} of {len(failed) + len(stored)} documents were not stored ({last_error}); "
-            f"re-run the same ingest to store them (stored ones are not duplicated). First failed ids: {failed[:5]}",
+            f"re-run the same ingest to store them (stored ones are not duplicated"
+            f"{' or encoded again' if unchanged is not None else ''}). First failed ids: {failed[:5]}",
             failed_ids=failed, stored_ids=stored,
         )
     return stored

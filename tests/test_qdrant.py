@@ -15,6 +15,7 @@ import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient, models
 
 from m3_integrations import colbert_score, dense_score, sparse_score, weighted_score
+from m3_integrations._query import make_plan
 from m3_integrations.qdrant import (
     AllOf,
     AnyOf,
@@ -270,6 +271,35 @@ def test_filters_hold_in_every_mode(filled, encoder, reference, flt, keep):
     assert count_documents(client, coll, flt) == len(ref)
 
 
+def test_filter_matching_nothing_returns_no_hits_in_every_mode(filled, encoder):
+    client, coll = filled
+    nothing = Condition("year", "gt", 3000)
+    for mode in ("dense", "sparse", "colbert"):
+        assert search(client, QUERIES[0], coll, encoder, mode=mode, query_filter=nothing) == []
+    for fusion in ("weighted", "rrf", "dbsf"):
+        assert search(client, QUERIES[0], coll, encoder, fusion=fusion, query_filter=nothing) == []
+
+
+def test_edge_runs_candidate_searches_once_with_the_same_answer(tmp_path, encoder):
+    """Qdrant Edge executes the tree's candidate searches once; the answer equals the one-request tree's."""
+    from m3_integrations.qdrant import edge as edge_module
+    from m3_integrations.qdrant._plans import build_request, candidate_leaves
+
+    store = QdrantEdgeStore(tmp_path / "edge")
+    upsert_documents(store, DOCS, "c", encoder)
+    query = encoder.encode_queries([QUERIES[2]])
+    shard = store._shard("c")
+    for kwargs in (dict(mode="colbert"), dict(fusion="weighted"), dict(fusion="rrf"), dict(fusion="dbsf")):
+        plan = make_plan(limit=5, prefetch_limit=3, **kwargs)
+        stage = build_request(plan, query, QdrantSchema(), None).stage
+        assert len(candidate_leaves(stage)) == 2  # dense and sparse, however often the tree repeats them
+        one_request = [(p.id, p.score) for p in shard.query(edge_module._edge_request(stage, False))]
+        two_phase = [(pid, score) for pid, score, _ in store.query("c", stage)]
+        assert [pid for pid, _ in two_phase] == [pid for pid, _ in one_request], kwargs
+        assert np.allclose([s for _, s in two_phase], [s for _, s in one_request], atol=1e-6), kwargs
+    store.close()
+
+
 def test_query_output_skips_encoder(filled, encoder):
     client, coll = filled
     q = encoder.encode_queries([QUERIES[1]])
@@ -371,6 +401,34 @@ def test_float32_colbert_storage(client, name, encoder, reference):
         QdrantSchema(colbert_datatype="uint8")
 
 
+class RecordingEncoder:
+    """The real encoder, recording which texts it was asked to encode."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.dim, self.seen = inner, inner.dim, []
+
+    def encode_documents(self, texts, **kwargs):
+        self.seen.extend(texts)
+        return self.inner.encode_documents(texts, **kwargs)
+
+
+def test_rerun_encodes_only_new_and_changed_documents(client, name, encoder):
+    recording = RecordingEncoder(encoder)
+    upsert_documents(client, DOCS[:6], name, recording, batch_size=4)
+    recording.seen.clear()
+    edited = dict(DOCS[0], text=DOCS[0]["text"] + " (edited)")
+    retagged = dict(DOCS[1], metadata={**DOCS[1]["metadata"], "year": 1999})
+    docs = [edited, retagged] + DOCS[2:9]
+    assert upsert_documents(client, docs, name, recording, batch_size=4) == [d["id"] for d in docs]
+    assert sorted(recording.seen) == sorted([edited["text"], retagged["text"]] + [d["text"] for d in DOCS[6:9]])
+    assert count_documents(client, name) == 9
+    got = get_documents(client, name, ids=["doc-0", "doc-1"])
+    assert got[0].text == edited["text"] and got[1].metadata["year"] == 1999
+    recording.seen.clear()
+    upsert_documents(client, DOCS[2:4], name, recording, skip_unchanged=False)
+    assert recording.seen == [DOCS[2]["text"], DOCS[3]["text"]]
+
+
 def test_transient_upload_error_is_retried_and_reported(name, encoder, monkeypatch):
     client = QdrantClient(":memory:")
     real = QdrantClient.upsert
@@ -389,8 +447,10 @@ def test_transient_upload_error_is_retried_and_reported(name, encoder, monkeypat
     # batch 1: fail then ok; batch 2: ok; batch 3: three failures -> reported
     assert info.value.failed_ids == [d["id"] for d in DOCS[6:9]]
     assert count_documents(client, name) == 6
-    assert upsert_documents(client, DOCS[:9], name, encoder, batch_size=3) == [d["id"] for d in DOCS[:9]]
+    recording = RecordingEncoder(encoder)
+    assert upsert_documents(client, DOCS[:9], name, recording, batch_size=3) == [d["id"] for d in DOCS[:9]]
     assert count_documents(client, name) == 9  # the re-run stored the rest, no duplicates
+    assert recording.seen == [d["text"] for d in DOCS[6:9]]  # and encoded only what was missing
 
 
 def test_edge_store_persists_and_reopens(tmp_path, encoder):

@@ -19,7 +19,8 @@ Request shapes (P = prefetch_limit, F = the user's filter, applied in the leaf p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -167,6 +168,51 @@ def score_requests(query: M3Output, kinds: tuple[str, ...], schema: QdrantSchema
             continue
         out.append((kind, Stage(_vector(query, kind, schema), n_ids, filter=ids_filter)))
     return out
+
+
+def candidate_leaves(stage: Stage) -> list[Stage]:
+    """The candidate searches of a tree: leaf nearest searches that a re-scoring stage takes as prefetches.
+
+    A one-request plan repeats them in every branch that re-scores the same candidates (the Query API has no
+    way to share a prefetch); an embedded engine, with no round trip to save, runs each once instead.
+    """
+    found: dict[int, Stage] = {}
+
+    def walk(node: Stage) -> None:
+        rescoring = isinstance(node.query, Nearest)
+        for child in node.prefetch:
+            if rescoring and not child.prefetch and isinstance(child.query, Nearest):
+                found[id(child)] = child
+            else:
+                walk(child)
+
+    walk(stage)
+    return list(found.values())
+
+
+def with_known_candidates(stage: Stage, known: dict[int, list[Any]], ids_filter: Callable[[list[Any]], Any]
+                          ) -> Stage:
+    """``stage`` with the candidate searches in ``known`` (``id(leaf)`` -> the point ids it returned) replaced.
+
+    A re-scoring stage over known candidates becomes the same nearest query restricted to their union (exact
+    scores of exactly those points); a known leaf used on its own (an RRF/DBSF source) becomes its query
+    restricted to its ids, which returns the same points with the same scores.
+    """
+    if stage.prefetch and isinstance(stage.query, Nearest) and all(id(c) in known for c in stage.prefetch):
+        union = list(dict.fromkeys(pid for c in stage.prefetch for pid in known[id(c)]))
+        return replace(stage, prefetch=[], filter=_and(ids_filter(union), stage.filter))
+    children = []
+    for child in stage.prefetch:
+        if id(child) in known:
+            ids = known[id(child)]
+            children.append(replace(child, limit=max(len(ids), 1), filter=ids_filter(ids)))
+        else:
+            children.append(with_known_candidates(child, known, ids_filter))
+    return replace(stage, prefetch=children)
+
+
+def _and(first: Any, second: Any) -> Any:
+    return first if second is None else models.Filter(must=[first, second])
 
 
 # ---------------------------------------------------------------------------------- qdrant-client rendering

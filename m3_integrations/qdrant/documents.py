@@ -76,6 +76,18 @@ def _rows(batch: list[Document], output: M3Output, schema: QdrantSchema) -> list
     return rows
 
 
+def _same_as_stored(batch: list[Document], found: list[tuple[Any, dict]], schema: QdrantSchema) -> set[str]:
+    """Keys of the batch's documents whose stored payload has the same key, text and metadata."""
+    stored = {str(pid): payload or {} for pid, payload in found}
+    same = set()
+    for doc in batch:
+        payload = stored.get(point_id(doc))
+        if (payload is not None and payload.get(schema.id_key) == doc.key and payload.get(schema.text_key) == doc.text
+                and (payload.get(schema.metadata_key) or {}) == doc.metadata):
+            same.add(doc.key)
+    return same
+
+
 def _prepare_docs(docs: Iterable[Any]) -> Iterable[Document]:
     """Normalise lazily, but fail on bad or empty input before any collection is touched."""
     documents = iter_documents(docs)
@@ -113,6 +125,7 @@ def upsert_documents(
     batch_size: int = 64,
     show_progress: bool | None = None,
     recreate: bool = False,
+    skip_unchanged: bool = True,
     schema: QdrantSchema | None = None,
 ) -> list[str]:
     """Encode documents with BGE-M3 and store dense, sparse and ColBERT vectors in one Qdrant collection.
@@ -126,6 +139,9 @@ def upsert_documents(
         batch_size: documents per encode/upload batch (the next batch encodes while one uploads).
         show_progress: progress bar (default: when stderr is a terminal).
         recreate: delete and recreate the collection first (only when asked).
+        skip_unchanged: documents already stored with the same key, text and metadata are not encoded or
+            written again, so re-running an ingest (after a failure, or on a grown corpus) only does the
+            new and changed ones. Pass ``False`` to re-encode everything, e.g. after changing the model.
         schema: vector names, ColBERT storage type and payload keys (default ``QdrantSchema()``).
 
     Returns:
@@ -149,9 +165,13 @@ def upsert_documents(
         backend.upsert(name, _rows(batch, output, schema), schema)
         written += len(batch)
 
+    def unchanged(batch: list[Document]) -> set[str]:
+        return _same_as_stored(batch, backend.retrieve(name, [point_id(d) for d in batch]), schema)
+
     try:
         return run_ingest(documents, encoder.encode_documents, write, batch_size=batch_size,
-                          show_progress=show_progress, transient=TRANSIENT_ERRORS)
+                          show_progress=show_progress, transient=TRANSIENT_ERRORS,
+                          unchanged=unchanged if skip_unchanged and not recreate else None)
     finally:
         if written:
             backend.after_upsert(name, written)
@@ -166,6 +186,7 @@ async def aupsert_documents(
     batch_size: int = 64,
     show_progress: bool | None = None,
     recreate: bool = False,
+    skip_unchanged: bool = True,
     schema: QdrantSchema | None = None,
 ) -> list[str]:
     """Async twin of ``upsert_documents`` (``AsyncQdrantClient``; other clients run in a worker thread).
@@ -176,7 +197,7 @@ async def aupsert_documents(
     if not is_async(backend):
         return await asyncio.to_thread(upsert_documents, client, docs, collection_name, encoder,
                                        batch_size=batch_size, show_progress=show_progress, recreate=recreate,
-                                       schema=schema)
+                                       skip_unchanged=skip_unchanged, schema=schema)
     _check_encoder(encoder)
     name = check_collection_name(collection_name)
     schema = _schema(schema)
@@ -196,8 +217,13 @@ async def aupsert_documents(
         future = asyncio.run_coroutine_threadsafe(backend.upsert(name, _rows(batch, output, schema), schema), loop)
         future.result()
 
+    def unchanged(batch: list[Document]) -> set[str]:
+        found = asyncio.run_coroutine_threadsafe(backend.retrieve(name, [point_id(d) for d in batch]), loop).result()
+        return _same_as_stored(batch, found, schema)
+
     return await asyncio.to_thread(run_ingest, documents, encoder.encode_documents, write, batch_size=batch_size,
-                                   show_progress=show_progress, transient=TRANSIENT_ERRORS)
+                                   show_progress=show_progress, transient=TRANSIENT_ERRORS,
+                                   unchanged=unchanged if skip_unchanged and not recreate else None)
 
 
 # ------------------------------------------------------------------------------------------------- helpers

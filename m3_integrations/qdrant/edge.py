@@ -20,6 +20,7 @@ from qdrant_client import models
 
 from . import _plans
 from ._backends import Row, Scored
+from ._filters import has_id_filter
 from ._schema import CollectionInfo, CollectionNotFoundError, QdrantSchema, VectorInfo, check_collection_name
 
 logger = logging.getLogger(__name__)
@@ -303,8 +304,18 @@ class QdrantEdgeStore:
 
     # -------------------------------------------------------------------------------------------- reads
     def query(self, name: str, stage: _plans.Stage) -> list[Scored]:
-        """Run one request tree (payload included)."""
+        """Run one request tree (payload included).
+
+        The tree's candidate searches run once, in one batch, and the stages that re-score them are then
+        restricted to the ids they found: the same answer as the one-request tree, without repeating each
+        candidate search in every branch (in process there is no round trip to save).
+        """
         shard = self._before_search(name)
+        leaves = _plans.candidate_leaves(stage)
+        if leaves:
+            found = shard.query_batch(_edge().QueryBatchRequest([_edge_request(leaf, False) for leaf in leaves]))
+            known = {id(leaf): [p.id for p in points] for leaf, points in zip(leaves, found, strict=True)}
+            stage = _plans.with_known_candidates(stage, known, has_id_filter)
         return [(p.id, p.score, p.payload) for p in shard.query(_edge_request(stage, True))]
 
     def query_batch(self, name: str, stages: list[_plans.Stage]) -> list[list[Scored]]:
