@@ -43,6 +43,7 @@ class QueryPlan:
     limit: int
     prefetch_limit: int
     rrf_k: int
+    rescore_limit: int | None = None
 
     @property
     def uses(self) -> tuple[str, ...]:
@@ -74,8 +75,13 @@ def make_plan(
     limit: int = 10,
     prefetch_limit: int = 100,
     rrf_k: int = DEFAULT_RRF_K,
+    rescore_limit: int | None = None,
 ) -> QueryPlan:
-    """Validate the search knobs shared by every store; raises ``ValueError``/``TypeError`` naming the problem."""
+    """Validate the search knobs shared by every store; raises ``ValueError``/``TypeError`` naming the problem.
+
+    ``rescore_limit`` (weighted hybrid with a ColBERT weight): ColBERT re-scores only the best
+    ``rescore_limit`` candidates by their weighted dense + sparse score; ``None`` re-scores them all.
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     if fusion not in FUSIONS:
@@ -83,8 +89,10 @@ def make_plan(
     limit = _positive_int("limit", limit)
     prefetch_limit = _positive_int("prefetch_limit", prefetch_limit)
     rrf_k = _positive_int("rrf_k", rrf_k)
+    if rescore_limit is not None:
+        rescore_limit = max(_positive_int("rescore_limit", rescore_limit), limit)
     return QueryPlan(mode=mode, fusion=fusion, weights=validate_weights(weights), limit=limit,
-                     prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k)
+                     prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k, rescore_limit=rescore_limit)
 
 
 # ------------------------------------------------------------------------------------------ filters

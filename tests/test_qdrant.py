@@ -7,6 +7,7 @@ transient network failure, simulated by wrapping the client's ``upsert`` (no net
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import uuid
 
@@ -190,6 +191,31 @@ def test_weighted_candidate_missing_from_one_prefetch_gets_true_score(filled, en
             assert got[k] == pytest.approx(fused[k], abs=TOL)
 
 
+def test_rescore_limit_re_scores_the_best_dense_sparse_candidates(filled, encoder, reference):
+    """``rescore_limit=K``: ColBERT re-scores the K best candidates by weighted dense + sparse, fused exactly."""
+    client, coll = filled
+    p = 4
+    narrowed = False
+    for query, weights in itertools.product(QUERIES, [(0.4, 0.2, 0.4), (1.0, 0.0, 1.0)]):
+        ref = _ref_scores(encoder, reference, query)
+        union = set(_ranking(ref, "dense")[:p]) | set(_ranking(ref, "sparse")[:p])
+        first_phase = sorted(union, key=lambda k: -(weights[0] * ref[k]["dense"] + weights[1] * ref[k]["sparse"]))
+        fused = {k: weighted_score(ref[k]["dense"], ref[k]["sparse"], ref[k]["colbert"], weights) for k in union}
+        for k in (2, 3):
+            kept = first_phase[:k]
+            expected = sorted(kept, key=lambda d: -fused[d])
+            hits = search(client, query, coll, encoder, limit=2, weights=weights, prefetch_limit=p, rescore_limit=k)
+            _assert_ranked(hits, expected, fused)
+            narrowed |= [h.id for h in hits] != sorted(union, key=lambda d: -fused[d])[:2]
+        every = search(client, query, coll, encoder, limit=3, weights=weights, prefetch_limit=p, rescore_limit=2 * p)
+        _assert_ranked(every, sorted(union, key=lambda d: -fused[d]), fused)  # K >= candidates: exact
+    assert narrowed  # the case under test occurs: a narrower re-score changes the answer
+    with pytest.raises(ValueError, match="rescore_limit"):
+        search(client, QUERIES[0], coll, encoder, rescore_limit=0)
+    with pytest.raises(TypeError, match="rescore_limit"):
+        search(client, QUERIES[0], coll, encoder, rescore_limit=2.5)
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse", "colbert"])
 def test_single_modes_equal_reference(filled, encoder, reference, mode):
     client, coll = filled
@@ -283,7 +309,7 @@ def test_filter_matching_nothing_returns_no_hits_in_every_mode(filled, encoder):
 def test_edge_runs_candidate_searches_once_with_the_same_answer(tmp_path, encoder):
     """Qdrant Edge executes the tree's candidate searches once; the answer equals the one-request tree's."""
     from m3_integrations.qdrant import edge as edge_module
-    from m3_integrations.qdrant._plans import build_request, candidate_leaves
+    from m3_integrations.qdrant._plans import build_request, resolve_candidates
 
     store = QdrantEdgeStore(tmp_path / "edge")
     upsert_documents(store, DOCS, "c", encoder)
@@ -292,7 +318,14 @@ def test_edge_runs_candidate_searches_once_with_the_same_answer(tmp_path, encode
     for kwargs in (dict(mode="colbert"), dict(fusion="weighted"), dict(fusion="rrf"), dict(fusion="dbsf")):
         plan = make_plan(limit=5, prefetch_limit=3, **kwargs)
         stage = build_request(plan, query, QdrantSchema(), None).stage
-        assert len(candidate_leaves(stage)) == 2  # dense and sparse, however often the tree repeats them
+        executed: list = []
+
+        def run(candidates, executed=executed):
+            executed.append(candidates)
+            return []
+
+        resolve_candidates(stage, run, lambda ids, flt: None)
+        assert len(executed) == 2  # dense and sparse, however often the tree repeats them
         one_request = [(p.id, p.score) for p in shard.query(edge_module._edge_request(stage, False))]
         two_phase = [(pid, score) for pid, score, _ in store.query("c", stage)]
         assert [pid for pid, _ in two_phase] == [pid for pid, _ in one_request], kwargs

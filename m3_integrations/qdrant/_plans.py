@@ -13,6 +13,8 @@ Request shapes (P = prefetch_limit, F = the user's filter, applied in the leaf p
   number of query token vectors. Every candidate is re-scored by every representation, so a document found
   only by sparse still gets its true dense score. Sparse re-scoring returns no point for a candidate that
   shares no token with the query; its true sparse score is 0, which is the formula's default.
+  With ``rescore_limit`` K, a first phase keeps the K best candidates by ``w_d*dense + w_s*sparse`` and
+  the three re-scores (and the formula) run over those K only: ColBERT, the costly part, scores K points.
 * ``hybrid`` + ``rrf`` / ``dbsf``: sources dense top-P, sparse top-P and the ColBERT re-score of their union
   (those with a non-zero weight), fused by ``RrfQuery(k, weights)`` or DBSF (which Qdrant does not weight).
 """
@@ -39,6 +41,7 @@ class Nearest:
     using: str
     kind: str  # "dense" | "sparse" | "colbert"
     vector: Any  # 1-d float32 array | (indices, values) | 2-d float32 array
+    rendered: Any = field(default=None, repr=False, compare=False)  # an engine's cached rendering
 
 
 @dataclass
@@ -81,7 +84,18 @@ class Request:
     score_mode: str | None = None  # the mode the returned score is a per-mode score of, if any
 
 
-def _vector(query: M3Output, kind: str, schema: QdrantSchema) -> Nearest:
+def _cached_vector(query: M3Output, kind: str, schema: QdrantSchema, cache: dict[str, Nearest] | None = None
+                   ) -> Nearest:
+    """The query's nearest search by one representation; with ``cache``, one object per kind, so an engine
+    renders each vector once however many stages (and requests) use it."""
+    if cache is None:
+        return _new_vector(query, kind, schema)
+    if kind not in cache:
+        cache[kind] = _new_vector(query, kind, schema)
+    return cache[kind]
+
+
+def _new_vector(query: M3Output, kind: str, schema: QdrantSchema) -> Nearest:
     if kind == "dense":
         if query.dense is None:
             raise ValueError("query_output has no dense vector, which this search needs")
@@ -97,27 +111,35 @@ def _vector(query: M3Output, kind: str, schema: QdrantSchema) -> Nearest:
     return Nearest(schema.colbert, "colbert", rows)
 
 
-def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native_filter: models.Filter | None
-                  ) -> Request:
-    """The one Query API request answering ``plan`` for the one-row encoding ``query``."""
+def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native_filter: models.Filter | None,
+                  vectors: dict[str, Nearest] | None = None) -> Request:
+    """The one Query API request answering ``plan`` for the one-row encoding ``query``.
+
+    ``vectors``: a cache of the query's ``Nearest`` objects, shared with ``score_requests``.
+    """
     p = plan.prefetch_limit
+    cache: dict[str, Nearest] = {} if vectors is None else vectors
+
+    def vector(kind: str) -> Nearest:
+        return _cached_vector(query, kind, schema, cache)
+
     has_sparse = query.sparse is not None and len(query.sparse[0]) > 0
 
     def leaf(kind: str) -> Stage:
-        return Stage(_vector(query, kind, schema), p, filter=native_filter)
+        return Stage(vector(kind), p, filter=native_filter)
 
     if plan.mode == "dense":
-        return Request(Stage(_vector(query, "dense", schema), plan.limit, filter=native_filter), score_mode="dense")
+        return Request(Stage(vector("dense"), plan.limit, filter=native_filter), score_mode="dense")
     if plan.mode == "sparse":
         if not has_sparse:
             return Request(None)
-        return Request(Stage(_vector(query, "sparse", schema), plan.limit, filter=native_filter), score_mode="sparse")
+        return Request(Stage(vector("sparse"), plan.limit, filter=native_filter), score_mode="sparse")
 
     candidates = [leaf("dense")] + ([leaf("sparse")] if has_sparse else [])
     pool = len(candidates) * p  # the union is never larger
 
     if plan.mode == "colbert":
-        colbert = _vector(query, "colbert", schema)
+        colbert = vector("colbert")
         return Request(Stage(colbert, plan.limit, prefetch=candidates), score_divisor=len(colbert.vector),
                        score_mode="colbert")
 
@@ -128,13 +150,16 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
             return Request(None)
     if plan.fusion == "weighted":
         total = sum(plan.weights)  # the reference divides by the sum of all three weights
+        if w_c > 0 and plan.rescore_limit is not None and plan.rescore_limit < pool:
+            candidates = [_first_phase(vector, candidates, pool, plan.rescore_limit, w_d, w_s, has_sparse)]
+            pool = plan.rescore_limit
         prefetches: list[Stage] = []
         coefficients: list[float] = []
         defaults: dict[int, float] = {}
         for kind, weight in (("dense", w_d), ("sparse", w_s), ("colbert", w_c)):
             if weight == 0:
                 continue
-            vec = _vector(query, kind, schema)
+            vec = vector(kind)
             coefficient = weight / total
             if kind == "colbert":
                 coefficient /= len(vec.vector)
@@ -153,66 +178,75 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
         sources.append(candidates[1])
         weights.append(w_s)
     if w_c > 0:
-        sources.append(Stage(_vector(query, "colbert", schema), pool, prefetch=candidates))
+        sources.append(Stage(vector("colbert"), pool, prefetch=candidates))
         weights.append(w_c)
     fusion: Rrf | Dbsf = Rrf(plan.rrf_k, weights) if plan.fusion == "rrf" else Dbsf()
     return Request(Stage(fusion, plan.limit, prefetch=sources))
 
 
+def _first_phase(vector: Callable[[str], Nearest], candidates: list[Stage], pool: int, keep: int, w_d: float,
+                 w_s: float, has_sparse: bool) -> Stage:
+    """The ``keep`` best candidates by their weighted dense + sparse score (equal weights if both are 0)."""
+    if w_d == 0 and w_s == 0:
+        w_d, w_s = 1.0, 1.0
+    prefetches: list[Stage] = []
+    coefficients: list[float] = []
+    defaults: dict[int, float] = {}
+    for kind, weight in (("dense", w_d), ("sparse", w_s if has_sparse else 0.0)):
+        if weight == 0:
+            continue
+        if kind == "sparse":
+            defaults[len(prefetches)] = 0.0
+        prefetches.append(Stage(vector(kind), pool, prefetch=candidates))
+        coefficients.append(weight)
+    return Stage(WeightedSum(coefficients, defaults), keep, prefetch=prefetches)
+
+
 def score_requests(query: M3Output, kinds: tuple[str, ...], schema: QdrantSchema, ids_filter: models.Filter,
-                   n_ids: int) -> list[tuple[str, Stage]]:
+                   n_ids: int, vectors: dict[str, Nearest] | None = None) -> list[tuple[str, Stage]]:
     """Per-mode score look-ups restricted to the returned point ids (one batch, no vectors transferred)."""
     out = []
     for kind in kinds:
         if kind == "sparse" and (query.sparse is None or not query.sparse[0]):
             continue
-        out.append((kind, Stage(_vector(query, kind, schema), n_ids, filter=ids_filter)))
+        out.append((kind, Stage(_cached_vector(query, kind, schema, vectors), n_ids, filter=ids_filter)))
     return out
 
 
-def candidate_leaves(stage: Stage) -> list[Stage]:
-    """The candidate searches of a tree: leaf nearest searches that a re-scoring stage takes as prefetches.
+def resolve_candidates(stage: Stage, run: Callable[[Stage], list[Any]],
+                       restrict: Callable[[list[Any], Any], Any]) -> Stage:
+    """``stage`` with every candidate set executed once by ``run`` and replaced by the ids it found.
 
-    A one-request plan repeats them in every branch that re-scores the same candidates (the Query API has no
-    way to share a prefetch); an embedded engine, with no round trip to save, runs each once instead.
+    A candidate set is a prefetch of a re-scoring stage (a nearest query over prefetched points). A
+    one-request plan repeats a candidate set in every branch that re-scores it (the Query API cannot share
+    a prefetch); an embedded engine, with no round trip to save, runs each once instead: the re-scoring
+    stage becomes the same nearest query restricted to the union of its candidates' ids (exact scores of
+    exactly those points), and an executed leaf used elsewhere (an RRF/DBSF source) becomes its query
+    restricted to the ids it returned, which gives the same points with the same scores.
+    ``restrict(ids, filter)`` builds the filter "one of ``ids``, and ``filter`` if not ``None``".
     """
-    found: dict[int, Stage] = {}
+    found: dict[int, list[Any]] = {}
 
-    def walk(node: Stage) -> None:
-        rescoring = isinstance(node.query, Nearest)
+    def ids_of(candidates: Stage) -> list[Any]:
+        key = id(candidates)
+        if key not in found:
+            found[key] = run(resolve(candidates))
+        return found[key]
+
+    def resolve(node: Stage) -> Stage:
+        if node.prefetch and isinstance(node.query, Nearest):
+            union = list(dict.fromkeys(pid for child in node.prefetch for pid in ids_of(child)))
+            return replace(node, prefetch=[], filter=restrict(union, node.filter))
+        children = []
         for child in node.prefetch:
-            if rescoring and not child.prefetch and isinstance(child.query, Nearest):
-                found[id(child)] = child
+            if id(child) in found and isinstance(child.query, Nearest) and not child.prefetch:
+                ids = found[id(child)]
+                children.append(replace(child, limit=max(len(ids), 1), filter=restrict(ids, None)))
             else:
-                walk(child)
+                children.append(resolve(child))
+        return replace(node, prefetch=children)
 
-    walk(stage)
-    return list(found.values())
-
-
-def with_known_candidates(stage: Stage, known: dict[int, list[Any]], ids_filter: Callable[[list[Any]], Any]
-                          ) -> Stage:
-    """``stage`` with the candidate searches in ``known`` (``id(leaf)`` -> the point ids it returned) replaced.
-
-    A re-scoring stage over known candidates becomes the same nearest query restricted to their union (exact
-    scores of exactly those points); a known leaf used on its own (an RRF/DBSF source) becomes its query
-    restricted to its ids, which returns the same points with the same scores.
-    """
-    if stage.prefetch and isinstance(stage.query, Nearest) and all(id(c) in known for c in stage.prefetch):
-        union = list(dict.fromkeys(pid for c in stage.prefetch for pid in known[id(c)]))
-        return replace(stage, prefetch=[], filter=_and(ids_filter(union), stage.filter))
-    children = []
-    for child in stage.prefetch:
-        if id(child) in known:
-            ids = known[id(child)]
-            children.append(replace(child, limit=max(len(ids), 1), filter=ids_filter(ids)))
-        else:
-            children.append(with_known_candidates(child, known, ids_filter))
-    return replace(stage, prefetch=children)
-
-
-def _and(first: Any, second: Any) -> Any:
-    return first if second is None else models.Filter(must=[first, second])
+    return resolve(stage)
 
 
 # ---------------------------------------------------------------------------------- qdrant-client rendering

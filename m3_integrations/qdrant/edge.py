@@ -20,7 +20,6 @@ from qdrant_client import models
 
 from . import _plans
 from ._backends import Row, Scored
-from ._filters import has_id_filter
 from ._schema import CollectionInfo, CollectionNotFoundError, QdrantSchema, VectorInfo, check_collection_name
 
 logger = logging.getLogger(__name__)
@@ -99,10 +98,12 @@ def _conditions(conds: Any) -> list[Any] | None:
 
 
 def to_edge_filter(flt: models.Filter | None) -> Any:
-    """Translate a qdrant-client ``models.Filter`` into a ``qdrant_edge.Filter``."""
+    """Translate a qdrant-client ``models.Filter`` into a ``qdrant_edge.Filter`` (which passes through)."""
     if flt is None:
         return None
     e = _edge()
+    if isinstance(flt, e.Filter):
+        return flt
     min_should = None
     if flt.min_should is not None:
         min_should = e.MinShould(_conditions(flt.min_should.conditions), flt.min_should.min_count)
@@ -114,10 +115,14 @@ def to_edge_filter(flt: models.Filter | None) -> Any:
 def _edge_query(query: Any) -> Any:
     e = _edge()
     if isinstance(query, _plans.Nearest):
-        if query.kind == "sparse":
-            indices, values = query.vector
-            return e.Query.Nearest(e.SparseVector(indices=indices, values=values), using=query.using)
-        return e.Query.Nearest(query.vector.tolist(), using=query.using)
+        if query.rendered is None:  # rendered once per query vector, however many stages use it
+            if query.kind == "sparse":
+                indices, values = query.vector
+                vector = e.SparseVector(indices=indices, values=values)
+            else:
+                vector = query.vector.tolist()
+            query.rendered = e.Query.Nearest(vector, using=query.using)
+        return query.rendered
     if isinstance(query, _plans.Rrf):
         return e.Fusion.Rrf(k=query.k, weights=query.weights)
     if isinstance(query, _plans.Dbsf):
@@ -138,6 +143,14 @@ def _edge_request(stage: _plans.Stage, with_payload: bool) -> Any:
     return _edge().QueryRequest(limit=stage.limit, query=_edge_query(stage.query),
                                 prefetches=[_edge_prefetch(s) for s in stage.prefetch] or None,
                                 filter=to_edge_filter(stage.filter), with_payload=with_payload, with_vector=False)
+
+
+def _restrict(ids: list[Any], flt: models.Filter | None) -> Any:
+    e = _edge()
+    conditions = [e.HasIdCondition(set(ids))]
+    if flt is not None:
+        conditions.append(to_edge_filter(flt))
+    return e.Filter(must=conditions)
 
 
 # ----------------------------------------------------------------------------------------------- the store
@@ -306,16 +319,16 @@ class QdrantEdgeStore:
     def query(self, name: str, stage: _plans.Stage) -> list[Scored]:
         """Run one request tree (payload included).
 
-        The tree's candidate searches run once, in one batch, and the stages that re-score them are then
-        restricted to the ids they found: the same answer as the one-request tree, without repeating each
-        candidate search in every branch (in process there is no round trip to save).
+        Each candidate search of the tree runs once and the stages that re-score its results are then
+        restricted to the ids it found (``_plans.resolve_candidates``): the answer of the one-request tree,
+        without repeating a candidate search in every branch (in process there is no round trip to save).
         """
         shard = self._before_search(name)
-        leaves = _plans.candidate_leaves(stage)
-        if leaves:
-            found = shard.query_batch(_edge().QueryBatchRequest([_edge_request(leaf, False) for leaf in leaves]))
-            known = {id(leaf): [p.id for p in points] for leaf, points in zip(leaves, found, strict=True)}
-            stage = _plans.with_known_candidates(stage, known, has_id_filter)
+
+        def run(candidates: _plans.Stage) -> list[Any]:
+            return [p.id for p in shard.query(_edge_request(candidates, False))]
+
+        stage = _plans.resolve_candidates(stage, run, _restrict)
         return [(p.id, p.score, p.payload) for p in shard.query(_edge_request(stage, True))]
 
     def query_batch(self, name: str, stages: list[_plans.Stage]) -> list[list[Scored]]:

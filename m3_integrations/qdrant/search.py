@@ -47,9 +47,9 @@ class _Search:
     """Validated inputs of one search, and the conversion of results to ``Hit``s."""
 
     def __init__(self, client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                 query_filter, rrf_k, query_output, schema) -> None:
+                 query_filter, rrf_k, query_output, schema, rescore_limit) -> None:
         self.backend = backend_for(client)
-        self.plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k)
+        self.plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit)
         self.name = check_collection_name(collection_name)
         self.schema = _schema(schema)
         self.native = to_qdrant_filter(query_filter, self.schema)
@@ -63,13 +63,14 @@ class _Search:
                 raise TypeError(f"query must be a string, got {type(query).__name__}")
         self.encoder = encoder
         self.query = query
+        self.vectors: dict[str, _plans.Nearest] = {}  # the query's vectors, shared by every request
 
     def encode_kwargs(self) -> dict[str, bool]:
         return {"return_dense": "dense" in self.kinds, "return_sparse": "sparse" in self.kinds,
                 "return_colbert": "colbert" in self.kinds}
 
     def request(self) -> _plans.Request:
-        return _plans.build_request(self.plan, self.output, self.schema, self.native)
+        return _plans.build_request(self.plan, self.output, self.schema, self.native, self.vectors)
 
     def diagnose(self, exc: BaseException, exists: bool, info: Any) -> BaseException:
         """A clear error for a failed request (unknown collection, incompatible layout), else ``exc``."""
@@ -95,7 +96,8 @@ class _Search:
 
     def score_stages(self, scored: list) -> list[tuple[str, _plans.Stage]]:
         ids = [pid for pid, _, _ in scored]
-        return _plans.score_requests(self.output, self.kinds, self.schema, has_id_filter(ids), len(ids))
+        return _plans.score_requests(self.output, self.kinds, self.schema, has_id_filter(ids), len(ids),
+                                     self.vectors)
 
     def fill_scores(self, hits: list[Hit], scored: list, stages: list, results: list) -> list[Hit]:
         index = {pid: i for i, (pid, _, _) in enumerate(scored)}
@@ -122,6 +124,7 @@ def hybrid_search(
     query_filter: Any = None,
     *,
     rrf_k: int = 60,
+    rescore_limit: int | None = None,
     query_output: M3Output | None = None,
     schema: QdrantSchema | None = None,
 ) -> list[Hit]:
@@ -142,6 +145,9 @@ def hybrid_search(
         query_filter: a neutral filter (``Condition``/``AllOf``/``AnyOf`` over metadata) or a ``models.Filter``;
             applied inside every prefetch.
         rrf_k: the RRF constant (Qdrant: ``1 / (k + rank)`` with ranks from 0).
+        rescore_limit: ``weighted`` with a ColBERT weight: re-score only this many candidates, the best by
+            their weighted dense + sparse score, with ColBERT (its cost grows with the candidates re-scored).
+            ``None`` (default) re-scores every candidate: the exact reference ranking of the candidate set.
         query_output: a precomputed one-row encoding of the query (skips the encoder).
         schema: the collection's names (default ``QdrantSchema()``).
 
@@ -150,7 +156,7 @@ def hybrid_search(
         hit; for ``hybrid`` they come from one extra batched look-up restricted to the returned ids.
     """
     search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                     query_filter, rrf_k, query_output, schema)
+                     query_filter, rrf_k, query_output, schema, rescore_limit)
     backend = search.backend
     if is_async(backend):
         raise TypeError("hybrid_search got an AsyncQdrantClient; use ahybrid_search (the async twin)")
@@ -193,6 +199,7 @@ async def ahybrid_search(
     query_filter: Any = None,
     *,
     rrf_k: int = 60,
+    rescore_limit: int | None = None,
     query_output: M3Output | None = None,
     schema: QdrantSchema | None = None,
 ) -> list[Hit]:
@@ -200,12 +207,12 @@ async def ahybrid_search(
     import asyncio
 
     search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                     query_filter, rrf_k, query_output, schema)
+                     query_filter, rrf_k, query_output, schema, rescore_limit)
     backend = search.backend
     if not is_async(backend):
         return await asyncio.to_thread(
             hybrid_search, client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-            query_filter, rrf_k=rrf_k, query_output=query_output, schema=schema)
+            query_filter, rrf_k=rrf_k, rescore_limit=rescore_limit, query_output=query_output, schema=schema)
     if search.output is None:
         search.output = await encoder.aencode_queries([query], **search.encode_kwargs())
     request = search.request()
