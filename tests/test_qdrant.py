@@ -306,8 +306,8 @@ def test_filter_matching_nothing_returns_no_hits_in_every_mode(filled, encoder):
         assert search(client, QUERIES[0], coll, encoder, fusion=fusion, query_filter=nothing) == []
 
 
-def test_edge_runs_candidate_searches_once_with_the_same_answer(tmp_path, encoder):
-    """Qdrant Edge executes the tree's candidate searches once; the answer equals the one-request tree's."""
+def test_edge_runs_shared_candidate_searches_once_with_the_same_answer(tmp_path, encoder):
+    """Qdrant Edge runs a candidate search the one-request tree repeats 3+ times once; same answer."""
     from m3_integrations.qdrant import edge as edge_module
     from m3_integrations.qdrant._plans import build_request, resolve_candidates
 
@@ -315,8 +315,12 @@ def test_edge_runs_candidate_searches_once_with_the_same_answer(tmp_path, encode
     upsert_documents(store, DOCS, "c", encoder)
     query = encoder.encode_queries([QUERIES[2]])
     shard = store._shard("c")
-    for kwargs in (dict(mode="colbert"), dict(fusion="weighted"), dict(fusion="rrf"), dict(fusion="dbsf")):
-        plan = make_plan(limit=5, prefetch_limit=3, **kwargs)
+    # candidate sets run on their own: weighted re-scores dense and sparse 3 times; with rescore_limit the
+    # first phase too; colbert / rrf / dbsf use each candidate search at most twice and stay one request
+    cases = [(dict(fusion="weighted"), 2), (dict(fusion="weighted", rescore_limit=3), 3),
+             (dict(mode="colbert"), 0), (dict(fusion="rrf"), 0), (dict(fusion="dbsf"), 0)]
+    for kwargs, runs in cases:
+        plan = make_plan(limit=2, prefetch_limit=3, **kwargs)
         stage = build_request(plan, query, QdrantSchema(), None).stage
         executed: list = []
 
@@ -325,11 +329,11 @@ def test_edge_runs_candidate_searches_once_with_the_same_answer(tmp_path, encode
             return []
 
         resolve_candidates(stage, run, lambda ids, flt: None)
-        assert len(executed) == 2  # dense and sparse, however often the tree repeats them
+        assert len(executed) == runs, kwargs
         one_request = [(p.id, p.score) for p in shard.query(edge_module._edge_request(stage, False))]
-        two_phase = [(pid, score) for pid, score, _ in store.query("c", stage)]
-        assert [pid for pid, _ in two_phase] == [pid for pid, _ in one_request], kwargs
-        assert np.allclose([s for _, s in two_phase], [s for _, s in one_request], atol=1e-6), kwargs
+        resolved = [(pid, score) for pid, score, _ in store.query("c", stage)]
+        assert [pid for pid, _ in resolved] == [pid for pid, _ in one_request], kwargs
+        assert np.allclose([s for _, s in resolved], [s for _, s in one_request], atol=1e-6), kwargs
     store.close()
 
 
