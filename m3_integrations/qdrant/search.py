@@ -145,9 +145,10 @@ def hybrid_search(
         query_filter: a neutral filter (``Condition``/``AllOf``/``AnyOf`` over metadata) or a ``models.Filter``;
             applied inside every prefetch.
         rrf_k: the RRF constant (Qdrant: ``1 / (k + rank)`` with ranks from 0).
-        rescore_limit: ``weighted`` with a ColBERT weight: re-score only this many candidates, the best by
-            their weighted dense + sparse score, with ColBERT (its cost grows with the candidates re-scored).
-            ``None`` (default) re-scores every candidate: the exact reference ranking of the candidate set.
+        rescore_limit: ``weighted`` with a ColBERT weight: re-score and fuse only this many candidates, the
+            best by reciprocal rank fusion (``rrf_k``) of the dense and sparse rankings (ColBERT's cost grows
+            with the candidates it re-scores). ``None`` (default) re-scores every candidate: the exact
+            reference ranking of the candidate set.
         query_output: a precomputed one-row encoding of the query (skips the encoder).
         schema: the collection's names (default ``QdrantSchema()``).
 
