@@ -80,7 +80,7 @@ def make_plan(
     """Validate the search knobs shared by every store; raises ``ValueError``/``TypeError`` naming the problem.
 
     ``rescore_limit`` (weighted hybrid with a ColBERT weight): only the best ``rescore_limit`` candidates by
-    reciprocal rank fusion of the dense and sparse rankings are re-scored and fused; ``None``: all of them.
+    their weighted dense + sparse score are re-scored by ColBERT and fused; ``None``: all of them.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")

@@ -13,8 +13,8 @@ Request shapes (P = prefetch_limit, F = the user's filter, applied in the leaf p
   number of query token vectors. Every candidate is re-scored by every representation, so a document found
   only by sparse still gets its true dense score. Sparse re-scoring returns no point for a candidate that
   shares no token with the query; its true sparse score is 0, which is the formula's default.
-  With ``rescore_limit`` K, a first phase keeps the K best candidates by reciprocal rank fusion of the dense
-  and sparse rankings (``rrf_k``, unweighted), and the three re-scores (and the formula) run over those K
+  With ``rescore_limit`` K, a first phase keeps the K best candidates by ``w_d*dense + w_s*sparse`` (the
+  weighted score without its ColBERT term), and the three re-scores (and the formula) run over those K
   only: ColBERT, the costly part, scores K points. K >= the number of candidates gives the exact plan.
 * ``hybrid`` + ``rrf`` / ``dbsf``: sources dense top-P, sparse top-P and the ColBERT re-score of their union
   (those with a non-zero weight), fused by ``RrfQuery(k, weights)`` or DBSF (which Qdrant does not weight).
@@ -152,8 +152,7 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
     if plan.fusion == "weighted":
         total = sum(plan.weights)  # the reference divides by the sum of all three weights
         if w_c > 0 and plan.rescore_limit is not None and plan.rescore_limit < pool:
-            # the K best candidates by RRF of the dense and sparse rankings: no re-scoring needed to pick them
-            candidates = [Stage(Rrf(plan.rrf_k), plan.rescore_limit, prefetch=candidates)]
+            candidates = [_first_phase(vector, candidates, pool, plan.rescore_limit, w_d, w_s, has_sparse)]
             pool = plan.rescore_limit
         prefetches: list[Stage] = []
         coefficients: list[float] = []
@@ -184,6 +183,24 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
         weights.append(w_c)
     fusion: Rrf | Dbsf = Rrf(plan.rrf_k, weights) if plan.fusion == "rrf" else Dbsf()
     return Request(Stage(fusion, plan.limit, prefetch=sources))
+
+
+def _first_phase(vector: Callable[[str], Nearest], candidates: list[Stage], pool: int, keep: int, w_d: float,
+                 w_s: float, has_sparse: bool) -> Stage:
+    """The ``keep`` best candidates by their weighted dense + sparse score (equal weights if both are 0)."""
+    if w_d == 0 and w_s == 0:
+        w_d, w_s = 1.0, 1.0
+    prefetches: list[Stage] = []
+    coefficients: list[float] = []
+    defaults: dict[int, float] = {}
+    for kind, weight in (("dense", w_d), ("sparse", w_s if has_sparse else 0.0)):
+        if weight == 0:
+            continue
+        if kind == "sparse":
+            defaults[len(prefetches)] = 0.0
+        prefetches.append(Stage(vector(kind), pool, prefetch=candidates))
+        coefficients.append(weight)
+    return Stage(WeightedSum(coefficients, defaults), keep, prefetch=prefetches)
 
 
 def score_requests(query: M3Output, kinds: tuple[str, ...], schema: QdrantSchema, ids_filter: models.Filter,

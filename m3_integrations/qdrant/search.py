@@ -146,9 +146,9 @@ def hybrid_search(
             applied inside every prefetch.
         rrf_k: the RRF constant (Qdrant: ``1 / (k + rank)`` with ranks from 0).
         rescore_limit: ``weighted`` with a ColBERT weight: re-score and fuse only this many candidates, the
-            best by reciprocal rank fusion (``rrf_k``) of the dense and sparse rankings (ColBERT's cost grows
-            with the candidates it re-scores). ``None`` (default) re-scores every candidate: the exact
-            reference ranking of the candidate set.
+            best by their weighted dense + sparse score (ColBERT's cost grows with the candidates it
+            re-scores). ``None`` (default) re-scores every candidate: the exact reference ranking of the
+            candidate set.
         query_output: a precomputed one-row encoding of the query (skips the encoder).
         schema: the collection's names (default ``QdrantSchema()``).
 
