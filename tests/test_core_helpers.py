@@ -118,6 +118,31 @@ def test_run_ingest_retries_transient_errors_then_reports_what_was_not_stored():
     assert "re-run" in str(err)
 
 
+def test_run_ingest_skips_unchanged_documents_keeps_order_and_reports_only_attempted_failures():
+    encoded: list[str] = []
+
+    def encode(texts):
+        encoded.extend(texts)
+        return _fake_encode(texts)
+
+    def write(docs, out):
+        if any(d.text == "bad" for d in docs):
+            raise ConnectionError("server went away")
+
+    already = {"a", "c"}  # keys (derived from the text) of documents stored as they are
+    with pytest.raises(IngestError) as info:
+        run_ingest(["a", "b", "c", "bad"], encode, write, batch_size=2, show_progress=False, backoff=0.001,
+                   unchanged=lambda batch: {d.key for d in batch if d.text in already})
+    err = info.value
+    assert encoded == ["b", "bad"]  # the unchanged ones were not encoded
+    texts = {key: text for text in ("a", "b", "c", "bad") for key in [point_id(Document(text=text))]}
+    assert [texts[k] for k in err.stored_ids] == ["a", "b", "c"]  # input order; "c" was stored already
+    assert [texts[k] for k in err.failed_ids] == ["bad"]
+    keys = run_ingest(["a", "b"], encode, lambda d, o: None, show_progress=False,
+                      unchanged=lambda batch: {d.key for d in batch})
+    assert [texts[k] for k in keys] == ["a", "b"] and encoded == ["b", "bad"]  # nothing new encoded
+
+
 def test_run_ingest_surfaces_encoder_errors_and_stops_the_worker():
     def broken(texts):
         raise RuntimeError("encoder exploded")
