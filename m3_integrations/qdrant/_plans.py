@@ -85,12 +85,9 @@ class Request:
     score_mode: str | None = None  # the mode the returned score is a per-mode score of, if any
 
 
-def _cached_vector(query: M3Output, kind: str, schema: QdrantSchema, cache: dict[str, Nearest] | None = None
-                   ) -> Nearest:
-    """The query's nearest search by one representation; with ``cache``, one object per kind, so an engine
+def _cached_vector(query: M3Output, kind: str, schema: QdrantSchema, cache: dict[str, Nearest]) -> Nearest:
+    """The query's nearest search by one representation, one object per kind in ``cache``, so an engine
     renders each vector once however many stages (and requests) use it."""
-    if cache is None:
-        return _new_vector(query, kind, schema)
     if kind not in cache:
         cache[kind] = _new_vector(query, kind, schema)
     return cache[kind]
@@ -152,23 +149,14 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
     if plan.fusion == "weighted":
         total = sum(plan.weights)  # the reference divides by the sum of all three weights
         if w_c > 0 and plan.rescore_limit is not None and plan.rescore_limit < pool:
-            candidates = [_first_phase(vector, candidates, pool, plan.rescore_limit, w_d, w_s, has_sparse)]
+            # first phase: the K best candidates by w_d*dense + w_s*sparse (equal weights if both are 0)
+            first = (w_d, w_s) if w_d or w_s else (1.0, 1.0 if has_sparse else 0.0)
+            candidates = [_weighted_sum(vector, {"dense": first[0], "sparse": first[1]}, candidates, pool,
+                                        plan.rescore_limit)]
             pool = plan.rescore_limit
-        prefetches: list[Stage] = []
-        coefficients: list[float] = []
-        defaults: dict[int, float] = {}
-        for kind, weight in (("dense", w_d), ("sparse", w_s), ("colbert", w_c)):
-            if weight == 0:
-                continue
-            vec = vector(kind)
-            coefficient = weight / total
-            if kind == "colbert":
-                coefficient /= len(vec.vector)
-            if kind == "sparse":
-                defaults[len(prefetches)] = 0.0  # no shared token: the true sparse score is 0
-            prefetches.append(Stage(vec, pool, prefetch=candidates))
-            coefficients.append(coefficient)
-        return Request(Stage(WeightedSum(coefficients, defaults), plan.limit, prefetch=prefetches))
+        n_colbert = len(vector("colbert").vector) if w_c > 0 else 1
+        coefficients = {"dense": w_d / total, "sparse": w_s / total, "colbert": w_c / (total * n_colbert)}
+        return Request(_weighted_sum(vector, coefficients, candidates, pool, plan.limit))
 
     sources: list[Stage] = []
     weights: list[float] = []
@@ -185,27 +173,27 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
     return Request(Stage(fusion, plan.limit, prefetch=sources))
 
 
-def _first_phase(vector: Callable[[str], Nearest], candidates: list[Stage], pool: int, keep: int, w_d: float,
-                 w_s: float, has_sparse: bool) -> Stage:
-    """The ``keep`` best candidates by their weighted dense + sparse score (equal weights if both are 0)."""
-    if w_d == 0 and w_s == 0:
-        w_d, w_s = 1.0, 1.0
+def _weighted_sum(vector: Callable[[str], Nearest], coefficients: dict[str, float], candidates: list[Stage],
+                  pool: int, limit: int) -> Stage:
+    """``sum coefficient * score`` over the candidates, each re-scored by every representation with a
+    non-zero coefficient; a candidate sharing no token with the query has sparse score 0 (the default)."""
     prefetches: list[Stage] = []
-    coefficients: list[float] = []
+    factors: list[float] = []
     defaults: dict[int, float] = {}
-    for kind, weight in (("dense", w_d), ("sparse", w_s if has_sparse else 0.0)):
-        if weight == 0:
+    for kind, coefficient in coefficients.items():
+        if coefficient == 0:
             continue
         if kind == "sparse":
             defaults[len(prefetches)] = 0.0
         prefetches.append(Stage(vector(kind), pool, prefetch=candidates))
-        coefficients.append(weight)
-    return Stage(WeightedSum(coefficients, defaults), keep, prefetch=prefetches)
+        factors.append(coefficient)
+    return Stage(WeightedSum(factors, defaults), limit, prefetch=prefetches)
 
 
 def score_requests(query: M3Output, kinds: tuple[str, ...], schema: QdrantSchema, ids_filter: models.Filter,
                    n_ids: int, vectors: dict[str, Nearest] | None = None) -> list[tuple[str, Stage]]:
     """Per-mode score look-ups restricted to the returned point ids (one batch, no vectors transferred)."""
+    vectors = {} if vectors is None else vectors
     out = []
     for kind in kinds:
         if kind == "sparse" and (query.sparse is None or not query.sparse[0]):
