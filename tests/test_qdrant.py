@@ -310,34 +310,73 @@ def test_filter_matching_nothing_returns_no_hits_in_every_mode(filled, encoder):
         assert search(client, QUERIES[0], coll, encoder, fusion=fusion, query_filter=nothing) == []
 
 
-def test_edge_runs_shared_candidate_searches_once_with_the_same_answer(tmp_path, encoder):
-    """Qdrant Edge runs a candidate search the one-request tree repeats 3+ times once; same answer."""
+def _assert_same_ranking(got, expected, context):
+    """Same scores rank by rank and the same point for each score; points tied on a score may swap."""
+    assert np.allclose([s for _, s in got], [s for _, s in expected], atol=1e-5), context
+    expected_scores = dict(expected)
+    cut = expected[-1][1] if expected else None
+    for pid, score in got:
+        if pid in expected_scores:
+            assert score == pytest.approx(expected_scores[pid], abs=1e-5), context
+        else:  # only a point tied with the last one can take its place
+            assert score == pytest.approx(cut, abs=1e-5), context
+    strict = [pid for pid, score in expected if all(abs(score - o) > 1e-5 for q, o in expected if q != pid)]
+    assert [pid for pid, _ in got if pid in strict] == [pid for pid in strict if pid in dict(got)], context
+
+
+def test_edge_evaluates_stage_by_stage_with_the_one_request_answer(tmp_path, encoder, reference):
+    """Qdrant Edge runs each candidate search once and re-scores only unknown scores: same answer, fewer
+    scored points, and ``Hit.scores`` without a look-up."""
     from m3_integrations.qdrant import edge as edge_module
-    from m3_integrations.qdrant._plans import build_request, resolve_candidates
+    from m3_integrations.qdrant._evaluate import can_evaluate
+    from m3_integrations.qdrant._filters import to_qdrant_filter
+    from m3_integrations.qdrant._plans import build_request
 
     store = QdrantEdgeStore(tmp_path / "edge")
     upsert_documents(store, DOCS, "c", encoder)
-    query = encoder.encode_queries([QUERIES[2]])
     shard = store._shard("c")
-    # candidate sets run on their own: weighted re-scores dense and sparse 3 times; with rescore_limit, the
-    # first phase and the searches inside it; colbert / rrf / dbsf repeat a search at most twice
-    cases = [(dict(fusion="weighted"), 2), (dict(fusion="weighted", rescore_limit=3), 3),
-             (dict(mode="colbert"), 0), (dict(fusion="rrf"), 0), (dict(fusion="dbsf"), 0)]
-    for kwargs, runs in cases:
-        plan = make_plan(limit=2, prefetch_limit=3, **kwargs)
-        stage = build_request(plan, query, QdrantSchema(), None).stage
-        executed: list = []
+    searched: list = []
+    real_query = shard.query
 
-        def run(candidates, executed=executed):
-            executed.append(candidates)
-            return []
+    class CountingShard:  # the real shard; counts the requests the store sends it
+        def __getattr__(self, attr):
+            return getattr(shard, attr)
 
-        resolve_candidates(stage, run, lambda ids, flt: None)
-        assert len(executed) == runs, kwargs
-        one_request = [(p.id, p.score) for p in shard.query(edge_module._edge_request(stage, False))]
-        resolved = [(pid, score) for pid, score, _ in store.query("c", stage)]
-        assert [pid for pid, _ in resolved] == [pid for pid, _ in one_request], kwargs
-        assert np.allclose([s for _, s in resolved], [s for _, s in one_request], atol=1e-6), kwargs
+        def query(self, request):
+            searched.append(request)
+            return real_query(request)
+
+    store._shards["c"] = CountingShard()
+    flt = to_qdrant_filter(FILTERS[0][0], QdrantSchema())
+    cases = [dict(fusion="weighted"), dict(fusion="weighted", weights=(1.0, 0.0, 0.0)),
+             dict(fusion="weighted", rescore_limit=3), dict(mode="colbert"), dict(fusion="rrf"), dict(fusion="dbsf")]
+    for query, kwargs, native in itertools.product(QUERIES[:3], cases, [None, flt]):
+        plan = make_plan(limit=4, prefetch_limit=3, **kwargs)
+        stage = build_request(plan, _q(encoder, query), QdrantSchema(), native).stage
+        one_request = [(p.id, p.score) for p in real_query(edge_module._edge_request(stage, False))]
+        searched.clear()
+        got = [(pid, score) for pid, score, _ in store.query("c", stage)]
+        _assert_same_ranking(got, one_request, (query, kwargs))
+        # weighted: the dense and the sparse candidate search, the dense / sparse re-scores of only the other
+        # side's candidates (when there are any), one ColBERT re-score (of the K kept with rescore_limit);
+        # weights (1, 0, 0): no sparse or ColBERT re-score; RRF / DBSF: one request to the engine
+        expected = {"rrf": 1, "dbsf": 1}.get(kwargs.get("fusion"), 3 if kwargs.get("mode") == "colbert" else 5)
+        if kwargs.get("weights") == (1.0, 0.0, 0.0):
+            expected = 3
+        if native is None:  # unfiltered, each side has candidates the other lacks (asserted in another test)
+            assert len(searched) == expected, kwargs
+        else:
+            assert 1 <= len(searched) <= expected, kwargs
+        assert can_evaluate(stage) == (kwargs.get("fusion") not in ("rrf", "dbsf"))
+    # the per-mode scores of a weighted search are found on the way: no look-up, reference values
+    searched.clear()
+    hits = search(store, QUERIES[0], "c", encoder, limit=3, prefetch_limit=3)
+    assert len(searched) == 5 and len(hits) == 3
+    ref = _ref_scores(encoder, reference, QUERIES[0])
+    for h in hits:
+        for kind in ("dense", "sparse", "colbert"):
+            assert h.scores[kind] == pytest.approx(ref[h.id][kind], abs=TOL)
+    store._shards["c"] = shard
     store.close()
 
 

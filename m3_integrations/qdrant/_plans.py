@@ -23,7 +23,7 @@ Request shapes (P = prefetch_limit, F = the user's filter, applied in the leaf p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -200,54 +200,6 @@ def score_requests(query: M3Output, kinds: tuple[str, ...], schema: QdrantSchema
             continue
         out.append((kind, Stage(_cached_vector(query, kind, schema, vectors), n_ids, filter=ids_filter)))
     return out
-
-
-def resolve_candidates(stage: Stage, run: Callable[[Stage], list[Any]],
-                       restrict: Callable[[list[Any], Any], Any], min_uses: int = 3) -> Stage:
-    """``stage`` with each candidate set used ``min_uses`` times or more executed once by ``run``.
-
-    A candidate set is a prefetch of a re-scoring stage (a nearest query over prefetched points). A
-    one-request plan repeats a candidate set in every branch that re-scores it (the Query API cannot share
-    a prefetch; the weighted plan re-scores the same candidates three times); an embedded engine, with no
-    round trip to save, can run it once instead: the re-scoring stages become the same nearest query
-    restricted to the candidates' ids (exact scores of exactly those points), and an executed leaf used
-    elsewhere (an RRF/DBSF source) becomes its query restricted to the ids it returned, which gives the
-    same points with the same scores. Restricting by ids costs about as much as repeating a search twice
-    (measured on Qdrant Edge), hence ``min_uses``. ``restrict(ids, filter)`` builds the filter "one of
-    ``ids``, and ``filter`` if not ``None``".
-    """
-    found: dict[int, list[Any]] = {}
-    uses: dict[int, int] = {}
-
-    def count(node: Stage) -> None:
-        for child in node.prefetch:
-            if isinstance(node.query, Nearest):
-                uses[id(child)] = uses.get(id(child), 0) + 1
-            count(child)
-
-    count(stage)
-
-    def ids_of(candidates: Stage) -> list[Any]:
-        key = id(candidates)
-        if key not in found:
-            found[key] = run(resolve(candidates))
-        return found[key]
-
-    def resolve(node: Stage) -> Stage:
-        if (node.prefetch and isinstance(node.query, Nearest)
-                and all(uses.get(id(child), 0) >= min_uses for child in node.prefetch)):
-            union = list(dict.fromkeys(pid for child in node.prefetch for pid in ids_of(child)))
-            return replace(node, prefetch=[], filter=restrict(union, node.filter))
-        children = []
-        for child in node.prefetch:
-            if id(child) in found and isinstance(child.query, Nearest) and not child.prefetch:
-                ids = found[id(child)]
-                children.append(replace(child, limit=max(len(ids), 1), filter=restrict(ids, None)))
-            else:
-                children.append(resolve(child))
-        return replace(node, prefetch=children)
-
-    return resolve(stage)
 
 
 # ---------------------------------------------------------------------------------- qdrant-client rendering

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
-from . import _plans
+from . import _evaluate, _plans
 from ._backends import Row, Scored
 from ._schema import CollectionInfo, CollectionNotFoundError, QdrantSchema, VectorInfo, check_collection_name
 
@@ -317,19 +317,28 @@ class QdrantEdgeStore:
 
     # -------------------------------------------------------------------------------------------- reads
     def query(self, name: str, stage: _plans.Stage) -> list[Scored]:
-        """Run one request tree (payload included).
+        """Run one request tree (payload included)."""
+        return self.query_with_mode_scores(name, stage)[0]
 
-        Each candidate search of the tree runs once and the stages that re-score its results are then
-        restricted to the ids it found (``_plans.resolve_candidates``): the answer of the one-request tree,
-        without repeating a candidate search in every branch (in process there is no round trip to save).
+    def query_with_mode_scores(self, name: str, stage: _plans.Stage
+                               ) -> tuple[list[Scored], dict[str, dict[Any, float | None]] | None]:
+        """Run one request tree (payload included), with the per-representation scores met on the way.
+
+        Trees of nearest searches and weighted sums are evaluated stage by stage (``_evaluate``): each
+        candidate search runs once and each re-scoring stage scores only the candidates whose score it does
+        not know yet. The answer is the one-request tree's; RRF / DBSF trees run as one request (scores:
+        ``None``).
         """
         shard = self._before_search(name)
+        if not _evaluate.can_evaluate(stage):
+            return [(p.id, p.score, p.payload) for p in shard.query(_edge_request(stage, True))], None
 
-        def run(candidates: _plans.Stage) -> list[Any]:
-            return [p.id for p in shard.query(_edge_request(candidates, False))]
+        def search(node: _plans.Stage) -> list[tuple[Any, float]]:
+            return [(p.id, p.score) for p in shard.query(_edge_request(node, False))]
 
-        stage = _plans.resolve_candidates(stage, run, _restrict)
-        return [(p.id, p.score, p.payload) for p in shard.query(_edge_request(stage, True))]
+        result = _evaluate.evaluate(stage, search, _restrict)
+        payloads = {r.id: r.payload for r in shard.retrieve([pid for pid, _ in result.ranked], True, False)}
+        return [(pid, score, payloads.get(pid)) for pid, score in result.ranked], result.scores
 
     def query_batch(self, name: str, stages: list[_plans.Stage]) -> list[list[Scored]]:
         """Run several request trees as one batch (no payload)."""

@@ -99,15 +99,31 @@ class _Search:
         return _plans.score_requests(self.output, self.kinds, self.schema, has_id_filter(ids), len(ids),
                                      self.vectors)
 
-    def fill_scores(self, hits: list[Hit], scored: list, stages: list, results: list) -> list[Hit]:
-        index = {pid: i for i, (pid, _, _) in enumerate(scored)}
-        for hit in hits:
-            hit.scores = {k: 0.0 for k in self.kinds}  # a hit missing from sparse shares no token: 0
+    def known_scores(self, scored: list, found: dict[str, dict[Any, float | None]] | None
+                     ) -> dict[str, dict[Any, float | None]] | None:
+        """The per-mode scores of the hits, if the engine's evaluation met every one of them (else ``None``)."""
+        if found is None:
+            return None
+        for kind in self.kinds:
+            if kind == "sparse" and (self.output.sparse is None or not self.output.sparse[0]):
+                continue
+            if any(pid not in found.get(kind, {}) for pid, _, _ in scored):
+                return None
+        return found
+
+    def looked_up_scores(self, stages: list, results: list) -> dict[str, dict[Any, float | None]]:
+        return {kind: {pid: score for pid, score, _ in points} for (kind, _), points in zip(stages, results,
+                                                                                           strict=True)}
+
+    def fill_scores(self, hits: list[Hit], scored: list, scores: dict[str, dict[Any, float | None]]) -> list[Hit]:
+        """Set ``Hit.scores`` (reference scale) from raw engine scores by kind and point id."""
         n_colbert = len(self.output.colbert[0]) if self.output.colbert is not None else 1
-        for (kind, _), points in zip(stages, results, strict=True):
-            for pid, score, _ in points:
-                if pid in index:
-                    hits[index[pid]].scores[kind] = score / n_colbert if kind == "colbert" else score
+        for hit, (pid, _, _) in zip(hits, scored, strict=True):
+            hit.scores = {}
+            for kind in self.kinds:
+                raw = scores.get(kind, {}).get(pid)
+                # a hit without a sparse score shares no token with the query: 0
+                hit.scores[kind] = 0.0 if raw is None else (raw / n_colbert if kind == "colbert" else raw)
         return hits
 
 
@@ -154,7 +170,8 @@ def hybrid_search(
 
     Returns:
         Hits, best first. ``Hit.scores`` holds the dense / sparse / ColBERT scores (reference scale) of each
-        hit; for ``hybrid`` they come from one extra batched look-up restricted to the returned ids.
+        hit; for ``hybrid`` they come from one extra batched look-up restricted to the returned ids (on Qdrant
+        Edge a weighted search finds them on the way and needs no look-up).
     """
     search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                      query_filter, rrf_k, query_output, schema, rescore_limit)
@@ -168,8 +185,9 @@ def hybrid_search(
         if not backend.exists(search.name):
             raise search.diagnose(LookupError(), False, None)
         return []
+    run = getattr(backend, "query_with_mode_scores", None)  # Qdrant Edge: per-mode scores come along
     try:
-        scored = backend.query(search.name, request.stage)
+        scored, found = run(search.name, request.stage) if run else (backend.query(search.name, request.stage), None)
     except CollectionNotFoundError:
         raise
     except Exception as exc:
@@ -181,9 +199,11 @@ def hybrid_search(
         raise error from exc
     hits = search.hits(request, scored)
     if search.plan.mode == "hybrid" and hits:
-        stages = search.score_stages(scored)
-        results = backend.query_batch(search.name, [s for _, s in stages])
-        search.fill_scores(hits, scored, stages, results)
+        scores = search.known_scores(scored, found)
+        if scores is None:
+            stages = search.score_stages(scored)
+            scores = search.looked_up_scores(stages, backend.query_batch(search.name, [s for _, s in stages]))
+        search.fill_scores(hits, scored, scores)
     return hits
 
 
@@ -234,5 +254,5 @@ async def ahybrid_search(
     if search.plan.mode == "hybrid" and hits:
         stages = search.score_stages(scored)
         results = await backend.query_batch(search.name, [s for _, s in stages])
-        search.fill_scores(hits, scored, stages, results)
+        search.fill_scores(hits, scored, search.looked_up_scores(stages, results))
     return hits
