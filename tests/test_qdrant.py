@@ -549,6 +549,45 @@ def test_edge_store_persists_and_reopens(tmp_path, encoder):
     store.close()
 
 
+def test_edge_quantized_dense_search_keeps_exact_scores(tmp_path, encoder, reference):
+    """Dense vectors are int8-quantized by default; searches re-score with the float32 originals, so dense and
+    weighted scores stay the reference's (while the quantized scores alone are measurably off)."""
+    import qdrant_edge
+
+    from m3_integrations.qdrant import edge as edge_module
+    from m3_integrations.qdrant._plans import Nearest, Stage
+
+    path = tmp_path / "m3"
+    with QdrantEdgeStore(path) as store:
+        upsert_documents(store, DOCS, "q", encoder)
+    # index this small collection (as a large one is): HNSW and the quantized copies get built
+    config = edge_module._edge_config(QdrantSchema(), encoder.dim,
+                                      optimizers=qdrant_edge.EdgeOptimizersConfig(indexing_threshold=1))
+    shard = qdrant_edge.EdgeShard.load(str(path / "q"), config)
+    shard.optimize()
+    shard.close()
+    assert list(path.glob("q/segments/*/vector_storage-dense/quantized*"))
+    store = QdrantEdgeStore(path)
+    query = _q(encoder, QUERIES[1])
+    ref = _ref_scores(encoder, reference, QUERIES[1])
+    bare = edge_module._edge().QueryRequest(  # no re-score asked: the int8 scores
+        limit=len(DOCS), query=edge_module._edge_query(Nearest("dense", "dense", query.dense[0])),
+        with_payload=True, with_vector=False)
+    quantized = {p.payload["doc_id"]: p.score for p in store._shard("q").query(bare)}
+    assert max(abs(quantized[k] - ref[k]["dense"]) for k in quantized) > 1e-4
+    for mode in ("dense", "hybrid"):
+        hits = search(store, QUERIES[1], "q", encoder, limit=len(DOCS), mode=mode, prefetch_limit=len(DOCS))
+        assert len(hits) == len(DOCS)
+        for h in hits:
+            assert h.scores["dense"] == pytest.approx(ref[h.id]["dense"], abs=1e-5)
+    one_request = store._shard("q").query(edge_module._edge_request(
+        Stage(Nearest("dense", "dense", query.dense[0]), 5, prefetch=[Stage(Nearest("dense", "dense",
+                                                                                    query.dense[0]), 10)]), True))
+    for p in one_request:  # a re-scoring stage asks for the originals too
+        assert p.score == pytest.approx(ref[p.payload["doc_id"]]["dense"], abs=1e-5)
+    store.close()
+
+
 async def test_async_client_twins(encoder, tmp_path):
     aclient = AsyncQdrantClient(":memory:")
     keys = await aupsert_documents(aclient, DOCS, "adocs", encoder, batch_size=7)

@@ -57,7 +57,11 @@ def create_kwargs(name: str, schema: QdrantSchema, dim: int) -> dict[str, Any]:
     return {
         "collection_name": name,
         "vectors_config": {
-            schema.dense: models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            schema.dense: models.VectorParams(
+                size=dim, distance=models.Distance.COSINE,
+                quantization_config=models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, always_ram=True)) if schema.dense_quantization else None,
+            ),
             schema.colbert: models.VectorParams(
                 size=dim, distance=models.Distance.COSINE,
                 multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),

@@ -219,22 +219,38 @@ def _model_query(query: Any) -> tuple[Any, str | None]:
     return models.FormulaQuery(formula=formula, defaults=defaults), None
 
 
+def rescores_quantized(query: Any) -> bool:
+    """Whether a stage's search must ask for float32 re-scoring: a dense search may walk int8-quantized
+    copies (``QdrantSchema.dense_quantization``), and its scores must be the exact cosine similarities.
+    Asked in every dense stage, re-scoring ones included (the engine re-scores prefetched points with the
+    quantized copies too unless asked not to; measured on Qdrant Edge); harmless without quantization."""
+    return isinstance(query, Nearest) and query.kind == "dense"
+
+
+_RESCORE = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True))
+
+
+def _model_params(query: Any) -> models.SearchParams | None:
+    return _RESCORE if rescores_quantized(query) else None
+
+
 def to_prefetch(stage: Stage) -> models.Prefetch:
     """Render a stage as a qdrant-client ``Prefetch``."""
     query, using = _model_query(stage.query)
     return models.Prefetch(prefetch=[to_prefetch(s) for s in stage.prefetch] or None, query=query, using=using,
-                           filter=stage.filter, limit=stage.limit)
+                           filter=stage.filter, limit=stage.limit, params=_model_params(stage.query))
 
 
 def to_query_kwargs(stage: Stage) -> dict[str, Any]:
     """Keyword arguments of ``QdrantClient.query_points`` for a top-level stage."""
     query, using = _model_query(stage.query)
     return {"prefetch": [to_prefetch(s) for s in stage.prefetch] or None, "query": query, "using": using,
-            "query_filter": stage.filter, "limit": stage.limit}
+            "query_filter": stage.filter, "limit": stage.limit, "search_params": _model_params(stage.query)}
 
 
 def to_query_request(stage: Stage) -> models.QueryRequest:
     """A top-level stage as a ``models.QueryRequest`` (for ``query_batch_points``)."""
     query, using = _model_query(stage.query)
     return models.QueryRequest(prefetch=[to_prefetch(s) for s in stage.prefetch] or None, query=query, using=using,
-                               filter=stage.filter, limit=stage.limit, with_payload=False)
+                               filter=stage.filter, limit=stage.limit, params=_model_params(stage.query),
+                               with_payload=False)

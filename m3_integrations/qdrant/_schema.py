@@ -12,6 +12,7 @@ COLBERT_DATATYPES = ("float16", "float32")
 where qdrant-client gives the true value), so no mapping back to the reference scale holds on both engines."""
 
 
+DENSE_QUANTIZATIONS = ("int8", None)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,9 @@ class QdrantSchema:
         colbert: name of the ColBERT multivector (MAX_SIM, re-score only: HNSW ``m=0``).
         colbert_datatype: storage of ColBERT rows: ``float16`` (default: half the memory, scores within
             ~1e-3 of the reference) or ``float32`` (exact). ``uint8`` is not offered (see ``COLBERT_DATATYPES``).
+        dense_quantization: ``"int8"`` (default): the dense HNSW search walks int8 scalar-quantized copies
+            kept in RAM (~1 KiB per point) and re-scores with the float32 originals, so scores stay exact
+            (about twice as fast at 100k points, measured on Qdrant Edge); ``None``: no quantization.
         text_key, metadata_key, id_key: payload keys of the text, the user metadata and the user's id.
     """
 
@@ -31,6 +35,7 @@ class QdrantSchema:
     sparse: str = "sparse"
     colbert: str = "colbert"
     colbert_datatype: str = "float16"
+    dense_quantization: str | None = "int8"
     text_key: str = "text"
     metadata_key: str = "metadata"
     id_key: str = "doc_id"
@@ -51,6 +56,8 @@ class QdrantSchema:
             raise ValueError(
                 f"colbert_datatype must be one of {', '.join(COLBERT_DATATYPES)}; got {self.colbert_datatype!r}"
             )
+        if self.dense_quantization not in DENSE_QUANTIZATIONS:
+            raise ValueError(f"dense_quantization must be 'int8' or None; got {self.dense_quantization!r}")
         keys = (self.text_key, self.metadata_key, self.id_key)
         if len(set(keys)) != 3 or not all(isinstance(k, str) and k for k in keys):
             raise ValueError(f"payload keys must be three different non-empty strings, got {keys}")

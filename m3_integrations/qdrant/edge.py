@@ -133,16 +133,24 @@ def _edge_query(query: Any) -> Any:
     return e.Formula(formula, defaults={f"$score[{i}]": v for i, v in query.defaults.items()})
 
 
+def _edge_params(query: Any) -> Any:
+    if not _plans.rescores_quantized(query):
+        return None
+    e = _edge()
+    return e.SearchParams(quantization=e.QuantizationSearchParams(rescore=True))
+
+
 def _edge_prefetch(stage: _plans.Stage) -> Any:
     return _edge().Prefetch(limit=stage.limit, query=_edge_query(stage.query),
                             prefetches=[_edge_prefetch(s) for s in stage.prefetch] or None,
-                            filter=to_edge_filter(stage.filter))
+                            filter=to_edge_filter(stage.filter), params=_edge_params(stage.query))
 
 
 def _edge_request(stage: _plans.Stage, with_payload: bool) -> Any:
     return _edge().QueryRequest(limit=stage.limit, query=_edge_query(stage.query),
                                 prefetches=[_edge_prefetch(s) for s in stage.prefetch] or None,
-                                filter=to_edge_filter(stage.filter), with_payload=with_payload, with_vector=False)
+                                filter=to_edge_filter(stage.filter), params=_edge_params(stage.query),
+                                with_payload=with_payload, with_vector=False)
 
 
 def _restrict(ids: list[Any], flt: models.Filter | None) -> Any:
@@ -151,6 +159,29 @@ def _restrict(ids: list[Any], flt: models.Filter | None) -> Any:
     if flt is not None:
         conditions.append(to_edge_filter(flt))
     return e.Filter(must=conditions)
+
+
+def _edge_config(schema: QdrantSchema, dim: int, **options: Any) -> Any:
+    """The shard configuration of a BGE-M3 collection (``options``: other ``EdgeConfig`` fields)."""
+    e = _edge()
+    datatype = {"float16": e.VectorStorageDatatype.Float16, "float32": e.VectorStorageDatatype.Float32}
+    return e.EdgeConfig(
+        vectors={
+            schema.dense: e.EdgeVectorParams(
+                size=dim, distance=e.Distance.Cosine,
+                quantization_config=e.ScalarQuantizationConfig(type=e.ScalarType.Int8, always_ram=True)
+                if schema.dense_quantization else None,
+            ),
+            schema.colbert: e.EdgeVectorParams(
+                size=dim, distance=e.Distance.Cosine,
+                multivector_config=e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim),
+                datatype=datatype[schema.colbert_datatype],
+                hnsw_config=e.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
+            ),
+        },
+        sparse_vectors={schema.sparse: e.EdgeSparseVectorParams()},
+        **options,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- the store
@@ -228,20 +259,7 @@ class QdrantEdgeStore:
     def create(self, name: str, schema: QdrantSchema, dim: int) -> None:
         """Create the collection's shard with the BGE-M3 layout of ``schema``."""
         e = _edge()
-        datatype = {"float16": e.VectorStorageDatatype.Float16, "float32": e.VectorStorageDatatype.Float32}
-        config = e.EdgeConfig(
-            vectors={
-                schema.dense: e.EdgeVectorParams(size=dim, distance=e.Distance.Cosine),
-                schema.colbert: e.EdgeVectorParams(
-                    size=dim, distance=e.Distance.Cosine,
-                    multivector_config=e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim),
-                    datatype=datatype[schema.colbert_datatype],
-                    hnsw_config=e.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
-                ),
-            },
-            sparse_vectors={schema.sparse: e.EdgeSparseVectorParams()},
-            max_search_threads=self.max_search_threads,
-        )
+        config = _edge_config(schema, dim, max_search_threads=self.max_search_threads)
         with self._lock:
             directory = self._dir(name)
             shard = e.EdgeShard.create(str(directory), config)
