@@ -105,6 +105,7 @@ class ClientBackend:
 
     def __init__(self, client: QdrantClient) -> None:
         self.client = client
+        self.params = not _is_local(client)  # local mode is exact and warns about search params
 
     def exists(self, name: str) -> bool:
         return self.client.collection_exists(name)
@@ -130,11 +131,12 @@ class ClientBackend:
         """Nothing to do: a server indexes in the background."""
 
     def query(self, name: str, stage: _plans.Stage) -> list[Scored]:
-        res = self.client.query_points(name, **_plans.to_query_kwargs(stage), with_payload=True)
+        res = self.client.query_points(name, **_plans.to_query_kwargs(stage, self.params), with_payload=True)
         return _scored(res.points)
 
     def query_batch(self, name: str, stages: list[_plans.Stage]) -> list[list[Scored]]:
-        res = self.client.query_batch_points(name, requests=[_plans.to_query_request(s) for s in stages])
+        requests = [_plans.to_query_request(s, self.params) for s in stages]
+        res = self.client.query_batch_points(name, requests=requests)
         return [_scored(r.points) for r in res]
 
     def count(self, name: str, flt: models.Filter | None) -> int:
@@ -167,6 +169,7 @@ class AsyncClientBackend:
 
     def __init__(self, client: AsyncQdrantClient) -> None:
         self.client = client
+        self.params = not _is_local(client)
 
     async def exists(self, name: str) -> bool:
         return await self.client.collection_exists(name)
@@ -192,11 +195,13 @@ class AsyncClientBackend:
         """Nothing to do: a server indexes in the background."""
 
     async def query(self, name: str, stage: _plans.Stage) -> list[Scored]:
-        res = await self.client.query_points(name, **_plans.to_query_kwargs(stage), with_payload=True)
+        res = await self.client.query_points(name, **_plans.to_query_kwargs(stage, self.params),
+                                             with_payload=True)
         return _scored(res.points)
 
     async def query_batch(self, name: str, stages: list[_plans.Stage]) -> list[list[Scored]]:
-        res = await self.client.query_batch_points(name, requests=[_plans.to_query_request(s) for s in stages])
+        requests = [_plans.to_query_request(s, self.params) for s in stages]
+        res = await self.client.query_batch_points(name, requests=requests)
         return [_scored(r.points) for r in res]
 
     async def count(self, name: str, flt: models.Filter | None) -> int:

@@ -230,27 +230,29 @@ def rescores_quantized(query: Any) -> bool:
 _RESCORE = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True))
 
 
-def _model_params(query: Any) -> models.SearchParams | None:
-    return _RESCORE if rescores_quantized(query) else None
+def _model_params(query: Any, params: bool) -> models.SearchParams | None:
+    return _RESCORE if params and rescores_quantized(query) else None
 
 
-def to_prefetch(stage: Stage) -> models.Prefetch:
-    """Render a stage as a qdrant-client ``Prefetch``."""
+def to_prefetch(stage: Stage, params: bool = True) -> models.Prefetch:
+    """Render a stage as a qdrant-client ``Prefetch`` (``params=False``: no search params, which qdrant-client
+    local mode, always exact, warns about)."""
     query, using = _model_query(stage.query)
-    return models.Prefetch(prefetch=[to_prefetch(s) for s in stage.prefetch] or None, query=query, using=using,
-                           filter=stage.filter, limit=stage.limit, params=_model_params(stage.query))
+    return models.Prefetch(prefetch=[to_prefetch(s, params) for s in stage.prefetch] or None, query=query,
+                           using=using, filter=stage.filter, limit=stage.limit,
+                           params=_model_params(stage.query, params))
 
 
-def to_query_kwargs(stage: Stage) -> dict[str, Any]:
+def to_query_kwargs(stage: Stage, params: bool = True) -> dict[str, Any]:
     """Keyword arguments of ``QdrantClient.query_points`` for a top-level stage."""
     query, using = _model_query(stage.query)
-    return {"prefetch": [to_prefetch(s) for s in stage.prefetch] or None, "query": query, "using": using,
-            "query_filter": stage.filter, "limit": stage.limit, "search_params": _model_params(stage.query)}
+    return {"prefetch": [to_prefetch(s, params) for s in stage.prefetch] or None, "query": query, "using": using,
+            "query_filter": stage.filter, "limit": stage.limit, "search_params": _model_params(stage.query, params)}
 
 
-def to_query_request(stage: Stage) -> models.QueryRequest:
+def to_query_request(stage: Stage, params: bool = True) -> models.QueryRequest:
     """A top-level stage as a ``models.QueryRequest`` (for ``query_batch_points``)."""
     query, using = _model_query(stage.query)
-    return models.QueryRequest(prefetch=[to_prefetch(s) for s in stage.prefetch] or None, query=query, using=using,
-                               filter=stage.filter, limit=stage.limit, params=_model_params(stage.query),
-                               with_payload=False)
+    return models.QueryRequest(prefetch=[to_prefetch(s, params) for s in stage.prefetch] or None, query=query,
+                               using=using, filter=stage.filter, limit=stage.limit,
+                               params=_model_params(stage.query, params), with_payload=False)
