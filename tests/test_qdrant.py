@@ -359,15 +359,15 @@ def test_edge_evaluates_stage_by_stage_with_the_one_request_answer(tmp_path, enc
         _assert_same_ranking(got, one_request, (query, kwargs))
         # weighted: the dense and the sparse candidate search, the dense / sparse re-scores of only the other
         # side's candidates (when there are any), one ColBERT re-score (of the K kept with rescore_limit);
-        # weights (1, 0, 0): no sparse or ColBERT re-score; RRF / DBSF: one request to the engine
-        expected = {"rrf": 1, "dbsf": 1}.get(kwargs.get("fusion"), 3 if kwargs.get("mode") == "colbert" else 5)
-        if kwargs.get("weights") == (1.0, 0.0, 0.0):
-            expected = 3
+        # trees sharing no stage (ColBERT re-rank, a lone dense weight) and RRF / DBSF: one request
+        expected = {"rrf": 1, "dbsf": 1}.get(kwargs.get("fusion"), 1 if kwargs.get("mode") == "colbert" else 5)
+        if kwargs.get("weights") == (1.0, 0.0, 0.0):  # one dense re-score of dense+sparse: nothing shared
+            expected = 1
         if native is None:  # unfiltered, each side has candidates the other lacks (asserted in another test)
             assert len(searched) == expected, kwargs
         else:
             assert 1 <= len(searched) <= expected, kwargs
-        assert can_evaluate(stage) == (kwargs.get("fusion") not in ("rrf", "dbsf"))
+        assert can_evaluate(stage) == (expected == 5)
     # the per-mode scores of a weighted search are found on the way: no look-up, reference values
     searched.clear()
     hits = search(store, QUERIES[0], "c", encoder, limit=3, prefetch_limit=3)

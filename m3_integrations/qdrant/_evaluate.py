@@ -13,7 +13,8 @@ there is no round trip to save, so ``evaluate`` walks the tree instead:
 
 Every vector score still comes from the engine; the answer is the one-request tree's (tested), and the
 per-representation score of every point it kept is known on the way, so ``Hit.scores`` needs no look-up.
-Trees with RRF or DBSF fusion are left to the engine (``can_evaluate``).
+Trees that share no stage (single modes, the ColBERT re-rank) or fuse by RRF / DBSF go to the engine as one
+request (``can_evaluate``).
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ class Evaluation:
 
 
 def can_evaluate(stage: Stage) -> bool:
-    """Whether ``evaluate`` answers ``stage``: a tree of nearest searches and weighted sums with prefetches."""
+    """Whether to ``evaluate`` ``stage``: a tree of nearest searches and weighted sums in which some stage feeds
+    several others (the weighted hybrid plans). A tree without shared stages repeats no work, and one request
+    answers it faster (measured: ColBERT re-rank 2.5 ms slower evaluated, at 10k points)."""
+    parents: dict[int, int] = {}
 
-    def supported(node: Stage) -> bool:
-        return isinstance(node.query, (Nearest, WeightedSum)) and all(supported(c) for c in node.prefetch)
+    def walk(node: Stage) -> bool:
+        for child in node.prefetch:
+            parents[id(child)] = parents.get(id(child), 0) + 1
+        return isinstance(node.query, (Nearest, WeightedSum)) and all(walk(c) for c in node.prefetch)
 
-    return bool(stage.prefetch) and supported(stage)
+    return walk(stage) and any(count > 1 for count in parents.values())
 
 
 def evaluate(stage: Stage, search: Callable[[Stage], Ranked], restrict: Callable[[list[Any], Any], Any]
@@ -61,9 +67,8 @@ def evaluate(stage: Stage, search: Callable[[Stage], Ranked], restrict: Callable
     def engine(node: Stage) -> list[tuple[int, float]]:
         out = []
         for pid, score in search(node):
-            n = number.get(pid)
-            if n is None:
-                n = number[pid] = len(ids)
+            n = number.setdefault(pid, len(ids))
+            if n == len(ids):
                 ids.append(pid)
             out.append((n, score))
         return out
