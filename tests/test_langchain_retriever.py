@@ -117,6 +117,27 @@ def test_k_per_call_and_filters(store, encoder):
     assert sorted(d.id for d in recent) == ["dbs", "hybrid", "suche"]
 
 
+RESCORE_QUERIES = ["fox", "vectors", "search engines", "a model", "hybrid lexical", "dogs and rivers", "databases"]
+
+
+def test_rescore_limit_reaches_the_store(store, encoder):
+    """``rescore_limit`` (setting and per call) gives the store adapter's answer for that limit, which differs
+    from re-scoring every candidate for some query (so the setting really arrives)."""
+    client, name = store
+    retriever = M3HybridRetriever(client=client, collection_name=name, encoder=encoder, k=1, rescore_limit=1)
+    adapter = retriever.adapter
+    changed = 0
+    for query in RESCORE_QUERIES:
+        narrow = adapter.hybrid_search(client, query, name, encoder, limit=1, rescore_limit=1)
+        assert [d.id for d in retriever.invoke(query)] == [h.id for h in narrow]
+        every = M3HybridRetriever(client=client, collection_name=name, encoder=encoder, k=1).invoke(query)
+        assert [d.id for d in retriever.invoke(query, rescore_limit=len(CORPUS))] == [d.id for d in every]
+        changed += [h.id for h in narrow] != [d.id for d in every]
+    assert changed
+    with pytest.raises(ValueError, match="rescore_limit"):
+        M3HybridRetriever(client=client, collection_name=name, encoder=encoder, rescore_limit=0)
+
+
 @pytest.mark.parametrize("mode", ["dense", "sparse", "colbert"])
 def test_single_modes_and_fusions(store, encoder, mode):
     client, name = store

@@ -302,6 +302,29 @@ def test_query_overrides_and_node_ids(built):
     assert {n.node_id for n in only.nodes} == {n.node_id for n in some}
 
 
+def test_rescore_limit_reaches_the_store(built, enc):
+    """``rescore_limit`` on the vector store, per query and on the retriever gives the adapter's answer for
+    that limit, which differs from re-scoring every candidate for some query."""
+    backend, store, _ = built
+    adapter = store._adapter
+    w = (1.0, 0.0, 1.0)  # first phase by dense alone: its best often is not the fused best on this corpus
+    narrow_store = backend.store("shared", enc, rescore_limit=1, hybrid_weights=w)
+    retriever = M3HybridRetriever(backend.client, "shared", enc, k=1, weights=w, rescore_limit=1)
+    changed = 0
+    for query in ("fox", "vectors", "search", "model", "river", "database", "quick", "semantic", "lexical", "dog"):
+        narrow, every = ([h.id for h in adapter.hybrid_search(backend.client, query, "shared", enc, limit=1,
+                                                              weights=w, rescore_limit=r)] for r in (1, None))
+        hybrid = VectorStoreQuery(query_str=query, similarity_top_k=1, mode=VectorStoreQueryMode.HYBRID)
+        assert [n.node_id for n in narrow_store.query(hybrid).nodes] == narrow
+        assert [n.node_id for n in store.query(hybrid, weights=w, rescore_limit=1).nodes] == narrow
+        assert [n.node_id for n in store.query(hybrid, weights=w).nodes] == every
+        assert [r.node.node_id for r in retriever.retrieve(query)] == narrow
+        changed += narrow != every
+    assert changed
+    with pytest.raises(ValueError, match="rescore_limit"):
+        M3HybridRetriever(backend.client, "shared", enc, rescore_limit=0)
+
+
 def test_query_engine_with_mock_llm(built):
     _, _, index = built
     engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=2, vector_store_query_mode="hybrid")

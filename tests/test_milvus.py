@@ -136,6 +136,32 @@ def test_candidate_from_one_search_gets_true_scores(loaded, encoder, reference):
         assert hit.score == pytest.approx(_weighted(ref[hit.id], (0.4, 0.2, 0.4)), abs=2e-3)
 
 
+def test_rescore_limit_re_scores_the_best_dense_sparse_candidates(loaded, encoder, reference):
+    """``rescore_limit=K``: ColBERT scores only the K best candidates by weighted dense + sparse; same cut as
+    the Qdrant adapter's."""
+    narrowed = tested = 0
+    for query, weights in [(QUERIES[0], (0.4, 0.2, 0.4))] + [(q, (1.0, 0.0, 1.0)) for q in QUERIES]:
+        ref = _ref_scores(encoder, reference, query)
+        partial = {k: weights[0] * s["dense"] + weights[1] * s["sparse"] for k, s in ref.items()}
+        first_phase = sorted(ref, key=lambda k: -partial[k])
+        exact = sorted(ref, key=lambda k: -_weighted(ref[k], weights))[:3]
+        for k in (3, 5, 8, 12):
+            if partial[first_phase[k - 1]] - partial[first_phase[k]] < 2e-3:
+                continue  # a near tie at the cut: float rounding may keep the other one
+            tested += 1
+            kept = first_phase[:k]
+            expected = sorted(kept, key=lambda d: -_weighted(ref[d], weights))[:3]
+            hits = hybrid_search(loaded, query, "corpus", encoder, limit=3, weights=weights,
+                                 prefetch_limit=len(CORPUS), rescore_limit=k)
+            assert [h.id for h in hits] == expected, (query, k)
+            for hit in hits:
+                assert hit.score == pytest.approx(_weighted(ref[hit.id], weights), abs=2e-3)
+            narrowed += expected != exact
+    assert tested and narrowed  # the case under test occurs: a narrower re-score changes the answer
+    with pytest.raises(ValueError, match="rescore_limit"):
+        hybrid_search(loaded, QUERIES[0], "corpus", encoder, rescore_limit=0)
+
+
 def _ranked(ref, mode, keep=lambda s: True):
     return [k for _, k in sorted(((s[mode], k) for k, s in ref.items() if keep(s)), reverse=True)]
 

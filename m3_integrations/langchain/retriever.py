@@ -25,7 +25,7 @@ from .embeddings import M3EncoderSettings
 RESERVED_METADATA = ("id", "score", "scores")
 """Keys the retriever sets in each returned ``Document.metadata`` (over the user's own, if any)."""
 
-_PER_CALL = ("k", "filter", "mode", "fusion", "weights", "prefetch_limit", "rrf_k")
+_PER_CALL = ("k", "filter", "mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
 
 # module prefixes of a client's class (or a base class) -> the store adapter for it
 _ADAPTERS = (
@@ -155,10 +155,12 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
             ``models.Filter``, a Milvus boolean expression); overridable per call.
         prefetch_limit: candidates fetched per mode before fusion.
         rrf_k: the RRF constant.
+        rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates,
+            the best by weighted dense + sparse (``None``, the default: every candidate; faster when set).
 
     Per call, ``invoke(query, k=..., filter=..., mode=..., fusion=..., weights=...,
-    prefetch_limit=..., rrf_k=...)`` overrides these settings for that call only (``None`` keeps
-    the retriever's setting).
+    prefetch_limit=..., rrf_k=..., rescore_limit=...)`` overrides these settings for that call only
+    (``None`` keeps the retriever's setting).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
@@ -172,11 +174,13 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
     filter: Any = None
     prefetch_limit: int = 100
     rrf_k: int = DEFAULT_RRF_K
+    rescore_limit: int | None = None
 
     @model_validator(mode="after")
     def _check_settings(self) -> M3HybridRetriever:
         _check_k(self.k)
-        make_plan(self.mode, self.fusion, self.weights, self.k, self.prefetch_limit, self.rrf_k)
+        make_plan(self.mode, self.fusion, self.weights, self.k, self.prefetch_limit, self.rrf_k,
+                  self.rescore_limit)
         _adapter_for(self.client)  # a wrong client type fails here, not at the first query
         return self
 
@@ -195,11 +199,12 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         settings.update({key: value for key, value in overrides.items() if value is not None})
         _check_k(settings["k"])
         plan = make_plan(settings["mode"], settings["fusion"], settings["weights"], settings["k"],
-                         settings["prefetch_limit"], settings["rrf_k"])
+                         settings["prefetch_limit"], settings["rrf_k"], settings["rescore_limit"])
         return {
             "collection_name": self.collection_name, "limit": plan.limit, "mode": plan.mode,
             "fusion": plan.fusion, "weights": plan.weights, "prefetch_limit": plan.prefetch_limit,
-            "query_filter": settings["filter"], "rrf_k": plan.rrf_k, "uses": plan.uses,
+            "query_filter": settings["filter"], "rrf_k": plan.rrf_k, "rescore_limit": plan.rescore_limit,
+            "uses": plan.uses,
         }
 
     @staticmethod

@@ -40,6 +40,8 @@ class M3HybridRetriever(BaseRetriever):
             or the database's native filter.
         prefetch_limit: candidates per representation in hybrid mode.
         rrf_k: k of reciprocal rank fusion.
+        rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates, the
+            best by weighted dense + sparse (``None``, the default: every candidate; faster when set).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class M3HybridRetriever(BaseRetriever):
         similarity_top_k: int | None = None,
         prefetch_limit: int = 100,
         rrf_k: int = 60,
+        rescore_limit: int | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -64,7 +67,7 @@ class M3HybridRetriever(BaseRetriever):
         k = k if k is not None else (similarity_top_k if similarity_top_k is not None else 4)
         if not isinstance(collection_name, str) or not collection_name:
             raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
-        self._plan = make_plan(mode, fusion, weights, k, prefetch_limit, rrf_k)  # validates every knob
+        self._plan = make_plan(mode, fusion, weights, k, prefetch_limit, rrf_k, rescore_limit)  # validates
         self._adapter = adapter_for_client(client)
         self._client = client
         self._encoder: M3Encoder = resolve_encoder(encoder)
@@ -96,7 +99,7 @@ class M3HybridRetriever(BaseRetriever):
         hits = self._adapter.hybrid_search(
             self._client, query, self.collection_name, self._encoder, limit=plan.limit, mode=plan.mode,
             fusion=plan.fusion, weights=plan.weights, prefetch_limit=plan.prefetch_limit,
-            query_filter=self._filter, rrf_k=plan.rrf_k, query_output=query_output,
+            query_filter=self._filter, rrf_k=plan.rrf_k, rescore_limit=plan.rescore_limit, query_output=query_output,
         )
         return [NodeWithScore(node=hit_to_node(h), score=float(h.score)) for h in hits]
 

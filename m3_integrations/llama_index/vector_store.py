@@ -59,7 +59,7 @@ _MODES = {
     VectorStoreQueryMode.SPARSE: "sparse",
     VectorStoreQueryMode.HYBRID: "hybrid",
 }
-_QUERY_KWARGS = ("mode", "fusion", "weights", "prefetch_limit", "rrf_k")
+_QUERY_KWARGS = ("mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
 
 
 def alpha_to_weights(alpha: float | None, weights: Sequence[float] = DEFAULT_WEIGHTS) -> tuple[float, float, float]:
@@ -100,6 +100,9 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         default=DEFAULT_WEIGHTS, description="(dense, sparse, colbert) weights of HYBRID queries (alpha=None).")
     prefetch_limit: int = Field(default=100, description="Candidates per representation in HYBRID queries.")
     rrf_k: int = Field(default=60, description="k of reciprocal rank fusion.")
+    rescore_limit: int | None = Field(
+        default=None, description="Weighted HYBRID queries: ColBERT re-scores only this many candidates, the best "
+                                  "by weighted dense + sparse (None: every candidate).")
     batch_size: int = Field(default=64, description="Nodes per encode / upsert batch in add().")
 
     _adapter_kind: ClassVar[str] = ""
@@ -117,6 +120,7 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         hybrid_weights: Sequence[float] = DEFAULT_WEIGHTS,
         prefetch_limit: int = 100,
         rrf_k: int = 60,
+        rescore_limit: int | None = None,
         batch_size: int = 64,
         cache_size: int | None = DEFAULT_CACHE_SIZE,
         **kwargs: Any,
@@ -127,11 +131,12 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             raise ValueError("client is required")
         adapter = adapter_for_client(client, self._adapter_kind or None)
         enc = resolve_encoder(encoder)
-        plan = make_plan("hybrid", fusion, hybrid_weights, 1, prefetch_limit, rrf_k)  # validates the knobs
+        plan = make_plan("hybrid", fusion, hybrid_weights, 1, prefetch_limit, rrf_k, rescore_limit)  # validates
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         super().__init__(collection_name=collection_name, fusion=plan.fusion, hybrid_weights=plan.weights,
-                         prefetch_limit=prefetch_limit, rrf_k=rrf_k, batch_size=batch_size, **kwargs)
+                         prefetch_limit=prefetch_limit, rrf_k=rrf_k, rescore_limit=rescore_limit,
+                         batch_size=batch_size, **kwargs)
         self._client = client
         self._encoder = enc
         self._adapter = adapter
@@ -270,7 +275,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         Honours ``similarity_top_k`` (``hybrid_top_k`` if set in HYBRID), ``alpha`` (HYBRID; see the
         module docs), ``filters``, ``doc_ids`` and ``node_ids``. Per-mode scores of every hit are in
         ``node.metadata["m3_scores"]``. Keyword overrides (e.g. ``vector_store_kwargs`` of a retriever):
-        ``mode`` (dense, sparse, colbert, hybrid), ``fusion``, ``weights``, ``prefetch_limit``, ``rrf_k``.
+        ``mode`` (dense, sparse, colbert, hybrid), ``fusion``, ``weights``, ``prefetch_limit``, ``rrf_k``,
+        ``rescore_limit``.
         """
         search = self._search_kwargs(query, kwargs)
         query_output = self._encoder.encode_queries([query.query_str])  # the one forward pass of this query
@@ -310,7 +316,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
                                                        query.sparse_top_k or 0))
         fusion = overrides.get("fusion", self.fusion)
         rrf_k = overrides.get("rrf_k", self.rrf_k)
-        make_plan(mode, fusion, weights, limit, prefetch, rrf_k)  # a clear error before any work
+        rescore_limit = overrides.get("rescore_limit", self.rescore_limit)
+        plan = make_plan(mode, fusion, weights, limit, prefetch, rrf_k, rescore_limit)  # a clear error before any work
         restrict = None
         if query.doc_ids:
             restrict = combine(restrict, Condition("ref_doc_id", "in", [str(i) for i in query.doc_ids]))
@@ -320,6 +327,7 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             "limit": limit, "mode": mode, "fusion": fusion,
             "weights": tuple(weights), "prefetch_limit": prefetch,
             "query_filter": combine(to_neutral_filter(query.filters), restrict), "rrf_k": rrf_k,
+            "rescore_limit": plan.rescore_limit,
         }
 
 
@@ -331,7 +339,8 @@ class M3QdrantVectorStore(M3VectorStoreBase):
             ``m3_integrations.qdrant.QdrantEdgeStore`` (embedded Qdrant engine).
         collection_name: the collection (created on the first ``add``; an existing one is reused).
         encoder: an ``M3Encoder`` (share it with ``M3Embedding``), an ``M3Embedding`` or a model name.
-        fusion, hybrid_weights, prefetch_limit, rrf_k: HYBRID query settings (see the module docs for ``alpha``).
+        fusion, hybrid_weights, prefetch_limit, rrf_k, rescore_limit: HYBRID query settings (see the module
+            docs for ``alpha``).
         batch_size: nodes per encode / upsert batch.
         cache_size: entries of the encoder output cache to turn on (if off); ``0`` / ``None`` leaves it.
 
@@ -358,7 +367,8 @@ class M3MilvusVectorStore(M3VectorStoreBase):
         client: a ``pymilvus.MilvusClient`` (``MilvusClient("./milvus.db")`` for milvus-lite).
         collection_name: the collection (created on the first ``add``; an existing one is reused).
         encoder: an ``M3Encoder`` (share it with ``M3Embedding``), an ``M3Embedding`` or a model name.
-        fusion, hybrid_weights, prefetch_limit, rrf_k: HYBRID query settings (see the module docs for ``alpha``).
+        fusion, hybrid_weights, prefetch_limit, rrf_k, rescore_limit: HYBRID query settings (see the module
+            docs for ``alpha``).
         batch_size: nodes per encode / upsert batch.
         cache_size: entries of the encoder output cache to turn on (if off); ``0`` / ``None`` leaves it.
     """

@@ -213,6 +213,11 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
                              output_fields=[PK], search_params=_IP)
             for h in res[0]:
                 cands[_entity(h)[PK]].scores[mode] = float(h["distance"])
+    if weighted and w_c > 0 and plan.rescore_limit is not None and plan.rescore_limit < len(ordered):
+        # first phase: the K best by w_d*dense + w_s*sparse (equal weights if both are 0) get a ColBERT score
+        first_d, first_s = (w_d, w_s) if w_d or w_s else (1.0, 1.0)
+        ordered.sort(key=lambda c: (-(first_d * c.scores["dense"] + first_s * c.scores["sparse"]), c.entity[DOC_ID]))
+        ordered = ordered[: plan.rescore_limit]
     if qc is not None:
         yield from _colbert_scores(info, qc, ordered)
 
@@ -244,10 +249,11 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
 
 def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
              weights: Sequence[float], prefetch_limit: int, query_filter: Any, rrf_k: int,
-             query_output: M3Output | None) -> tuple[QueryPlan, M3Output | None, tuple, str]:
+             query_output: M3Output | None, rescore_limit: int | None = None
+             ) -> tuple[QueryPlan, M3Output | None, tuple, str]:
     if not isinstance(collection_name, str) or not collection_name:
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
-    plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k)
+    plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit)
     q, want = _query_output(query, encoder, query_output, plan)
     to_expr(query_filter)  # validate it before any database call
     return plan, q, want, query_filter
@@ -266,6 +272,7 @@ def hybrid_search(
     query_filter: Any = None,
     *,
     rrf_k: int = 60,
+    rescore_limit: int | None = None,
     query_output: M3Output | None = None,
 ) -> list[Hit]:
     """Search a collection written by ``upsert_documents``.
@@ -280,13 +287,15 @@ def hybrid_search(
         query_filter: a neutral filter (``Condition`` / ``AllOf`` / ``AnyOf``) or a Milvus boolean
             expression string (e.g. ``'metadata["lang"] == "en"'``); applied in every search.
         rrf_k: the RRF constant.
+        rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates, the
+            best by their weighted dense + sparse score (``None``, the default: every candidate).
         query_output: a precomputed one-row ``M3Output`` of the query (skips the encoder).
 
     Returns:
         Up to ``limit`` hits, best first, with per-mode reference scores in ``Hit.scores``.
     """
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                                   query_filter, rrf_k, query_output)
+                                   query_filter, rrf_k, query_output, rescore_limit)
     if q is None:
         q = encoder.encode_queries([query], **_encode_kwargs(want))
     return run_sync(client, search_program(client, collection_name, plan, q, expr))
@@ -305,11 +314,12 @@ async def ahybrid_search(
     query_filter: Any = None,
     *,
     rrf_k: int = 60,
+    rescore_limit: int | None = None,
     query_output: M3Output | None = None,
 ) -> list[Hit]:
     """``hybrid_search`` over a ``pymilvus.AsyncMilvusClient`` (the query encodes in a worker thread)."""
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                                   query_filter, rrf_k, query_output)
+                                   query_filter, rrf_k, query_output, rescore_limit)
     if q is None:
         q = await encoder.aencode_queries([query], **_encode_kwargs(want))
     return await run_async(client, search_program(client, collection_name, plan, q, expr))
