@@ -25,3 +25,20 @@ def encoder(tiny_model_dir):
     from m3_integrations import M3Encoder
 
     return M3Encoder(tiny_model_dir, device="cpu")
+
+
+class RecordingEncoder:
+    """The real encoder, recording which texts it was asked to encode."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.dim, self.seen = inner, inner.dim, []
+
+    def encode_documents(self, texts, **kwargs):
+        self.seen.extend(texts)
+        return self.inner.encode_documents(texts, **kwargs)
+
+
+@pytest.fixture
+def recording(encoder) -> RecordingEncoder:
+    """The shared encoder, recording the texts each ingest encodes."""
+    return RecordingEncoder(encoder)

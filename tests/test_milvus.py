@@ -354,6 +354,26 @@ def test_ingest_retries_reports_and_resumes(client, encoder):
     drop_collection(client, "flaky")
 
 
+def test_rerun_encodes_only_new_and_changed_documents(client, recording):
+    docs = [{"text": f"{w} rerun {i}", "id": f"r{i}", "metadata": {"n": i}} for i, w in enumerate(WORDS[:9])]
+    upsert_documents(client, docs[:6], "rerun", recording, batch_size=4)
+    recording.seen.clear()
+    edited = dict(docs[0], text=docs[0]["text"] + " (edited)")
+    retagged = dict(docs[1], metadata={"n": 99})
+    again = [edited, retagged] + docs[2:9]
+    assert upsert_documents(client, again, "rerun", recording, batch_size=4) == [d["id"] for d in again]
+    assert sorted(recording.seen) == sorted([edited["text"], retagged["text"]] + [d["text"] for d in docs[6:9]])
+    assert count_documents(client, "rerun") == 9 and _rows(client, "rerun__colbert") == 9
+    got = {d.id: d for d in get_documents(client, "rerun", ids=["r0", "r1"])}
+    assert got["r0"].text == edited["text"] and got["r1"].metadata == {"n": 99}
+    hits = hybrid_search(client, edited["text"], "rerun", recording.inner, limit=1)
+    assert hits[0].id == "r0" and hits[0].scores["colbert"] > 0.99  # the edited text's ColBERT rows
+    recording.seen.clear()
+    upsert_documents(client, docs[2:4], "rerun", recording, skip_unchanged=False)
+    assert recording.seen == [docs[2]["text"], docs[3]["text"]]
+    drop_collection(client, "rerun")
+
+
 # ---------------------------------------------------------------------------------------- bad input
 def test_bad_input_gives_clear_errors_and_keeps_data(loaded, encoder):
     before = count_documents(loaded, "corpus")

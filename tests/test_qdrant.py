@@ -481,19 +481,7 @@ def test_float32_colbert_storage(client, name, encoder, reference):
         QdrantSchema(colbert_datatype="uint8")
 
 
-class RecordingEncoder:
-    """The real encoder, recording which texts it was asked to encode."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.dim, self.seen = inner, inner.dim, []
-
-    def encode_documents(self, texts, **kwargs):
-        self.seen.extend(texts)
-        return self.inner.encode_documents(texts, **kwargs)
-
-
-def test_rerun_encodes_only_new_and_changed_documents(client, name, encoder):
-    recording = RecordingEncoder(encoder)
+def test_rerun_encodes_only_new_and_changed_documents(client, name, recording):
     upsert_documents(client, DOCS[:6], name, recording, batch_size=4)
     recording.seen.clear()
     edited = dict(DOCS[0], text=DOCS[0]["text"] + " (edited)")
@@ -509,7 +497,7 @@ def test_rerun_encodes_only_new_and_changed_documents(client, name, encoder):
     assert recording.seen == [DOCS[2]["text"], DOCS[3]["text"]]
 
 
-def test_transient_upload_error_is_retried_and_reported(name, encoder, monkeypatch):
+def test_transient_upload_error_is_retried_and_reported(name, encoder, recording, monkeypatch):
     client = QdrantClient(":memory:")
     real = QdrantClient.upsert
     calls = {"n": 0}
@@ -527,7 +515,6 @@ def test_transient_upload_error_is_retried_and_reported(name, encoder, monkeypat
     # batch 1: fail then ok; batch 2: ok; batch 3: three failures -> reported
     assert info.value.failed_ids == [d["id"] for d in DOCS[6:9]]
     assert count_documents(client, name) == 6
-    recording = RecordingEncoder(encoder)
     assert upsert_documents(client, DOCS[:9], name, recording, batch_size=3) == [d["id"] for d in DOCS[:9]]
     assert count_documents(client, name) == 9  # the re-run stored the rest, no duplicates
     assert recording.seen == [d["text"] for d in DOCS[6:9]]  # and encoded only what was missing
