@@ -137,7 +137,8 @@ def main() -> None:
     limit = gflops * 1e9 / flops_per_token
     report = {
         "device": torch.cuda.get_device_name(device) if gpu else f"cpu ({torch.get_num_threads()} threads)",
-        "dtype": str(dtype), "layers": layers, "texts": n_texts, "real_tokens": real_tokens,
+        "dtype": str(dtype), "varlen_attention": ours._net.varlen,
+        "layers": layers, "texts": n_texts, "real_tokens": real_tokens,
         "mean_tokens_per_text": round(seq_mean, 1), "model_gflop_per_token": round(flops_per_token / 1e9, 3),
         "tokens_per_s_best": {k: round(v, 1) for k, v in best.items()},
         "tokens_per_s_median": {k: round(v, 1) for k, v in median.items()},

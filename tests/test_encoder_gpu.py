@@ -32,3 +32,19 @@ def test_gpu_fp32_matches_cpu_closely(tiny_model_dir, encoder):
     out, ref = gpu.encode(TEXTS), encoder.encode(TEXTS)
     assert np.abs(out.dense - ref.dense).max() < 1e-4
     assert [set(s) for s in out.sparse] == [set(s) for s in ref.sparse]
+
+
+def test_varlen_flash_attention_matches_the_padded_path(tiny_model_dir):
+    """On GPUs with flash attention the packed (varlen) path is on, and it agrees with the padded path."""
+    from m3_integrations import M3Encoder
+
+    gpu = M3Encoder(tiny_model_dir)
+    if torch.cuda.get_device_capability()[0] >= 8:
+        assert gpu._net.varlen
+    padded = M3Encoder(tiny_model_dir)
+    padded._net.varlen = False
+    a, b = gpu.encode(TEXTS), padded.encode(TEXTS)
+    assert (a.dense * b.dense).sum(axis=1).min() > 0.999
+    for x, y in zip(a.colbert, b.colbert, strict=True):
+        assert x.shape == y.shape and (x * y).sum(axis=1).min() > 0.99
+

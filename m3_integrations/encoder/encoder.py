@@ -131,7 +131,8 @@ class M3Encoder:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         backbone = XLMRobertaModel.from_pretrained(self.model_dir, add_pooling_layer=False, dtype=self.dtype)
         backbone = backbone.to(self.device).eval()
-        self._net = PackedXLMRoberta(backbone)
+        self._net = PackedXLMRoberta(backbone, pad_layers=self.device.type == "cuda")
+        self._net.enable_varlen()  # GPU: packed tokens through flash attention, when available
         del backbone
         self.dim: int = config.hidden_size
         self.vocab_size: int = config.vocab_size
@@ -285,8 +286,9 @@ class M3Encoder:
         sparse: list | None = [None] * n if return_sparse else None
         colbert: list | None = [None] * n if return_colbert else None
         lengths = [len(ids) for ids in token_ids]
-        for batch in plan_batches(lengths, self.max_batch_tokens, self.max_batch_size):
-            d, s, c = self._encode_batch([token_ids[i] for i in batch], return_dense, return_sparse, return_colbert)
+
+        def collect(batch: list[int], pending: _Pending) -> None:
+            d, s, c = pending.collect()
             if d is not None:
                 dense[batch] = d
             for pos, i in enumerate(batch):
@@ -294,6 +296,21 @@ class M3Encoder:
                     sparse[i] = s[pos]
                 if c is not None:
                     colbert[i] = c[pos]
+
+        # a pipeline on GPU: batch k's forward pass is queued before batch k-1's outputs are copied into
+        # numpy arrays, so the host copies overlap the device's work
+        previous: tuple[list[int], _Pending] | None = None
+        for batch in plan_batches(lengths, self.max_batch_tokens, self.max_batch_size):
+            with self._lock:
+                batch_ids = [token_ids[i] for i in batch]
+                hidden, input_ids, lens = self._forward(batch_ids)
+                if previous is not None:
+                    collect(*previous)
+                pending = self._heads(hidden, input_ids, lens, [len(ids) for ids in batch_ids], return_dense,
+                                      return_sparse, return_colbert)
+                previous = (batch, pending)
+        if previous is not None:
+            collect(*previous)
         return M3Output(dense=dense, sparse=sparse, colbert=colbert)
 
     def encode_queries(self, queries: str | Iterable[str], max_length: int | None = None, **kwargs) -> M3Output:
@@ -318,35 +335,35 @@ class M3Encoder:
 
     # -------------------------------------------------------------------------------------- internals
     @torch.inference_mode()
-    def _encode_batch(self, batch_ids: list[list[int]], want_dense: bool, want_sparse: bool, want_colbert: bool):
+    def _forward(self, batch_ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queue one batch's forward pass (no wait on the device)."""
         lengths = [len(ids) for ids in batch_ids]
-        flat = torch.tensor([t for ids in batch_ids for t in ids], dtype=torch.long)
-        with self._lock:
-            input_ids = flat.to(self.device, non_blocking=True)
-            hidden = self._net.forward(input_ids, lengths)
-            self.stats.forward_passes += 1
-            self.stats.texts += len(lengths)
-            self.stats.tokens += int(flat.numel())
-            lens = torch.tensor(lengths, device=self.device)
-            starts = torch.cumsum(lens, 0) - lens
-            dense = sparse_parts = colbert = None
-            if want_dense:
-                dense = F.normalize(hidden[starts].float(), dim=-1).cpu().numpy()
-            if want_sparse:
-                sparse_parts = self._sparse(hidden, input_ids, lens)
-            if want_colbert:
-                not_cls = torch.ones(hidden.shape[0], dtype=torch.bool, device=self.device)
-                not_cls[starts] = False
-                vecs = F.normalize(self._colbert_head(hidden[not_cls].float()), dim=-1).cpu().numpy()
-        sparse = None
-        if sparse_parts is not None:
-            seq_counts, token_ids, weights = sparse_parts
-            ends = np.cumsum(seq_counts)
-            sparse = [dict(zip(token_ids[e - c:e], weights[e - c:e], strict=True))
-                      for c, e in zip(seq_counts, ends, strict=True)]
+        input_ids = _to_device(torch.tensor([t for ids in batch_ids for t in ids], dtype=torch.long), self.device)
+        lens = _to_device(torch.tensor(lengths), self.device)
+        hidden = self._net.forward(input_ids, lengths, lens)
+        self.stats.forward_passes += 1
+        self.stats.texts += len(lengths)
+        self.stats.tokens += int(input_ids.numel())
+        return hidden, input_ids, lens
+
+    @torch.inference_mode()
+    def _heads(self, hidden: torch.Tensor, input_ids: torch.Tensor, lens: torch.Tensor, lengths: list[int],
+               want_dense: bool, want_sparse: bool, want_colbert: bool) -> _Pending:
+        """Queue the heads of one batch and the copies of their outputs to the host."""
+        starts = torch.cumsum(lens, 0) - lens
+        pending = _Pending([n - 1 for n in lengths])
+        if want_dense:
+            pending.dense = _to_host(F.normalize(hidden[starts].float(), dim=-1))
+        if want_sparse:
+            pending.sparse = self._sparse(hidden, input_ids, lens)
         if want_colbert:
-            colbert = np.split(vecs, np.cumsum([n - 1 for n in lengths])[:-1])
-        return dense, sparse, colbert
+            not_cls = torch.ones(hidden.shape[0], dtype=torch.bool, device=self.device)
+            not_cls[starts] = False
+            pending.colbert = _to_host(F.normalize(self._colbert_head(hidden[not_cls].float()), dim=-1))
+        if self.device.type == "cuda":
+            pending.done = torch.cuda.Event()
+            pending.done.record()
+        return pending
 
     def _sparse(self, hidden: torch.Tensor, input_ids: torch.Tensor, lens: torch.Tensor):
         """Max weight per (text, token id), specials and zeros dropped, with no vocab-sized tensor."""
@@ -358,4 +375,54 @@ class M3Encoder:
         best = torch.zeros(unique_keys.numel(), dtype=weights.dtype, device=weights.device)
         best = best.scatter_reduce(0, inverse, weights[keep], reduce="amax", include_self=False)
         seq_counts = torch.bincount(unique_keys // self.vocab_size, minlength=lens.numel())
-        return seq_counts.tolist(), (unique_keys % self.vocab_size).tolist(), best.tolist()
+        return _to_host(seq_counts), _to_host(unique_keys % self.vocab_size), _to_host(best)
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``, copied from page-locked memory so that the copy waits for nothing."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def _to_host(tensor: torch.Tensor) -> torch.Tensor:
+    """Queue a copy of ``tensor`` into page-locked host memory (CPU tensors pass through).
+
+    A device-to-host copy into ordinary (pageable) memory ran at ~1.2 GB/s on an H100 machine, ~45x
+    slower than into page-locked memory (measured), and it blocks; this one is asynchronous and fast.
+    """
+    if tensor.device.type != "cuda":
+        return tensor
+    host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
+    host.copy_(tensor, non_blocking=True)
+    return host
+
+
+class _Pending:
+    """One batch's outputs on their way to the host; ``collect`` waits for them and builds the numpy /
+    Python values (ColBERT rows are copied out of the page-locked buffers, which are then reused)."""
+
+    def __init__(self, colbert_counts: list[int]) -> None:
+        self.colbert_counts = colbert_counts
+        self.dense: torch.Tensor | None = None
+        self.sparse: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.colbert: torch.Tensor | None = None
+        self.done: torch.cuda.Event | None = None
+
+    def collect(self) -> tuple[np.ndarray | None, list[dict[int, float]] | None, list[np.ndarray] | None]:
+        if self.done is not None:
+            self.done.synchronize()
+        dense = None if self.dense is None else self.dense.numpy().copy()
+        sparse = None
+        if self.sparse is not None:
+            seq_counts, token_ids, weights = (t.tolist() for t in self.sparse)
+            ends = np.cumsum(seq_counts)
+            sparse = [dict(zip(token_ids[e - c:e], weights[e - c:e], strict=True))
+                      for c, e in zip(seq_counts, ends, strict=True)]
+        colbert = None
+        if self.colbert is not None:
+            rows = self.colbert.numpy()
+            if self.done is not None:
+                rows = rows.copy()  # out of the page-locked buffer
+            colbert = np.split(rows, np.cumsum(self.colbert_counts)[:-1])
+        return dense, sparse, colbert
