@@ -60,6 +60,12 @@ class QueryPlan:
         return tuple(needed)
 
 
+def first_phase_weights(w_d: float, w_s: float) -> tuple[float, float]:
+    """Dense and sparse weights of the ``rescore_limit`` first phase: the plan's, or equal ones if both are 0
+    (ColBERT alone is weighted, yet candidates must still be picked by something)."""
+    return (w_d, w_s) if w_d or w_s else (1.0, 1.0)
+
+
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}")

@@ -3,7 +3,8 @@
 The linear layers, which carry almost all FLOPs, run on ``[total_real_tokens, hidden]``: padding costs
 nothing there. Only attention sees a padded ``[batch, heads, seq, head_dim]`` view, and batches are
 length-sorted so that padding is small; a batch of equal lengths (or one sequence) needs no mask at
-all, which lets SDPA use its flash kernels, also on CPU. On GPU (``pad_layers``) the whole layers run on
+all, which lets SDPA use its flash kernels, also on CPU. On GPU, packed tokens go through whole layers with
+variable-length flash attention (``enable_varlen``); where that is missing (``pad_layers``) the layers run on
 the padded batch instead: there the GEMMs are cheap and the per-layer scatter / gather is not.
 """
 

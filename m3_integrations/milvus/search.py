@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._query import Hit, QueryPlan, make_plan
+from .._query import Hit, QueryPlan, first_phase_weights, make_plan
 from ..encoder.scoring import DEFAULT_WEIGHTS
 from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS, companion_scores, doc_gen, native_scores
@@ -215,7 +215,7 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
                 cands[_entity(h)[PK]].scores[mode] = float(h["distance"])
     if weighted and w_c > 0 and plan.rescore_limit is not None and plan.rescore_limit < len(ordered):
         # first phase: the K best by w_d*dense + w_s*sparse (equal weights if both are 0) get a ColBERT score
-        first_d, first_s = (w_d, w_s) if w_d or w_s else (1.0, 1.0)
+        first_d, first_s = first_phase_weights(w_d, w_s)
         ordered.sort(key=lambda c: (-(first_d * c.scores["dense"] + first_s * c.scores["sparse"]), c.entity[DOC_ID]))
         ordered = ordered[: plan.rescore_limit]
     if qc is not None:

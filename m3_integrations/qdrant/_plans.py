@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from qdrant_client import models
 
-from .._query import QueryPlan
+from .._query import QueryPlan, first_phase_weights
 from ..encoder.scoring import colbert_query_length
 from ..encoder.types import M3Output
 from ._schema import QdrantSchema
@@ -85,6 +85,11 @@ class Request:
     score_mode: str | None = None  # the mode the returned score is a per-mode score of, if any
 
 
+def has_sparse_tokens(query: M3Output) -> bool:
+    """Whether the one-row encoding ``query`` has lexical weights (without them sparse matches nothing)."""
+    return query.sparse is not None and len(query.sparse[0]) > 0
+
+
 def _cached_vector(query: M3Output, kind: str, schema: QdrantSchema, cache: dict[str, Nearest]) -> Nearest:
     """The query's nearest search by one representation, one object per kind in ``cache``, so an engine
     renders each vector once however many stages (and requests) use it."""
@@ -121,7 +126,7 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
     def vector(kind: str) -> Nearest:
         return _cached_vector(query, kind, schema, cache)
 
-    has_sparse = query.sparse is not None and len(query.sparse[0]) > 0
+    has_sparse = has_sparse_tokens(query)
 
     def leaf(kind: str) -> Stage:
         return Stage(vector(kind), p, filter=native_filter)
@@ -150,9 +155,9 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
         total = sum(plan.weights)  # the reference divides by the sum of all three weights
         if w_c > 0 and plan.rescore_limit is not None and plan.rescore_limit < pool:
             # first phase: the K best candidates by w_d*dense + w_s*sparse (equal weights if both are 0)
-            first = (w_d, w_s) if w_d or w_s else (1.0, 1.0 if has_sparse else 0.0)
-            candidates = [_weighted_sum(vector, {"dense": first[0], "sparse": first[1]}, candidates, pool,
-                                        plan.rescore_limit)]
+            first_d, first_s = first_phase_weights(w_d, w_s)
+            candidates = [_weighted_sum(vector, {"dense": first_d, "sparse": first_s if has_sparse else 0.0},
+                                        candidates, pool, plan.rescore_limit)]
             pool = plan.rescore_limit
         n_colbert = len(vector("colbert").vector) if w_c > 0 else 1
         coefficients = {"dense": w_d / total, "sparse": w_s / total, "colbert": w_c / (total * n_colbert)}
@@ -196,7 +201,7 @@ def score_requests(query: M3Output, kinds: tuple[str, ...], schema: QdrantSchema
     vectors = {} if vectors is None else vectors
     out = []
     for kind in kinds:
-        if kind == "sparse" and (query.sparse is None or not query.sparse[0]):
+        if kind == "sparse" and not has_sparse_tokens(query):
             continue
         out.append((kind, Stage(_cached_vector(query, kind, schema, vectors), n_ids, filter=ids_filter)))
     return out

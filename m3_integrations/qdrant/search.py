@@ -105,7 +105,7 @@ class _Search:
         if found is None:
             return None
         for kind in self.kinds:
-            if kind == "sparse" and (self.output.sparse is None or not self.output.sparse[0]):
+            if kind == "sparse" and not _plans.has_sparse_tokens(self.output):
                 continue
             if any(pid not in found.get(kind, {}) for pid, _, _ in scored):
                 return None
