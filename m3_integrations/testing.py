@@ -99,7 +99,7 @@ def build_random_model(
         eos_token_id=2, layer_norm_eps=1e-5, initializer_range=init_std, hidden_act="gelu",
     )
     torch.manual_seed(seed)
-    model = XLMRobertaModel(config, add_pooling_layer=False).eval()
+    model = XLMRobertaModel(config, add_pooling_layer=True).eval()  # the real checkpoint carries pooler weights
     with torch.no_grad():  # a std of ~0.2 keeps a tiny random model's outputs input dependent
         for name, param in model.named_parameters():
             if "LayerNorm" in name:

@@ -123,3 +123,50 @@ def test_dtype_and_device_defaults(encoder):
     assert encoder.device.type == "cpu" and encoder.dtype == torch.float32
     with pytest.raises(ValueError, match="unknown dtype"):
         M3Encoder("/nonexistent", dtype="float8")
+
+
+def test_a_load_prints_nothing_a_user_cannot_act_on(tiny_model_dir):
+    """The checkpoint carries pooler weights (like BAAI/bge-m3); transformers would print a load report
+    listing them as UNEXPECTED and a 'Loading weights' bar. A fresh process shows what a user sees."""
+    from safetensors import safe_open
+
+    with safe_open(tiny_model_dir / "model.safetensors", "pt") as weights:
+        assert any(key.startswith("pooler.") for key in weights.keys())
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from m3_integrations import M3Encoder\n"
+        f"enc = M3Encoder({str(tiny_model_dir)!r}, device='cpu')\n"
+        "enc.encode(['x'])\n"
+        "import transformers.utils.logging as hf\n"
+        "print('verbosity', hf.get_verbosity(), 'bars', hf.is_progress_bar_enabled())\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout + done.stderr
+    assert "LOAD REPORT" not in printed and "UNEXPECTED" not in printed and "Loading weights" not in printed
+    # transformers' own settings are restored for the rest of the user's program
+    assert done.stdout.strip().endswith("verbosity 30 bars True"), done.stdout
+
+
+def test_m3_encode_prints_no_load_report(tiny_model_dir):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    m3 = Path(sys.executable).with_name("m3")  # the installed console script
+    done = subprocess.run([str(m3), "encode", "x", "--model", str(tiny_model_dir)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "x" in done.stdout and "dense" in done.stdout
+    assert "LOAD REPORT" not in done.stderr and "Loading weights" not in done.stderr, done.stderr
+
+
+def test_a_checkpoint_missing_backbone_weights_is_an_error(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    weights = load_file(broken / "model.safetensors")
+    dropped = next(key for key in weights if "layer.1.attention" in key)
+    del weights[dropped]
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ModelLoadError, match="lacks 1 backbone weight"):
+        M3Encoder(broken, device="cpu")

@@ -24,11 +24,42 @@ TEXTS = [
 ]
 
 
+def _import_reference() -> tuple[type | None, str]:
+    """FlagEmbedding's BGEM3FlagModel, or why it cannot be imported (named once, by the test below)."""
+    try:
+        from FlagEmbedding import BGEM3FlagModel
+    except Exception as exc:  # an upstream release can break the reference's import in any way
+        from importlib.metadata import PackageNotFoundError, version
+
+        import transformers
+
+        try:
+            flag_version = version("FlagEmbedding")
+        except PackageNotFoundError:
+            flag_version = "(not installed)"
+        missing = f" (missing module {exc.name!r})" if isinstance(exc, ImportError) and exc.name else ""
+        return None, (
+            f"the reference implementation FlagEmbedding {flag_version} cannot be imported with transformers "
+            f"{transformers.__version__}{missing}: {type(exc).__name__}: {exc}. Install the test environment "
+            f"from the committed constraints (see README, 'Running the tests')"
+        )
+    return BGEM3FlagModel, ""
+
+
+REFERENCE_CLASS, REFERENCE_PROBLEM = _import_reference()
+
+
+def test_reference_implementation_imports():
+    """Every parity test below needs FlagEmbedding; when it cannot be imported this one test says why."""
+    if REFERENCE_CLASS is None:
+        pytest.fail(REFERENCE_PROBLEM, pytrace=False)
+
+
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir):
-    from FlagEmbedding import BGEM3FlagModel
-
-    return BGEM3FlagModel(str(tiny_model_dir), use_fp16=False, devices="cpu")
+    if REFERENCE_CLASS is None:
+        pytest.skip("FlagEmbedding cannot be imported: see test_reference_implementation_imports")
+    return REFERENCE_CLASS(str(tiny_model_dir), use_fp16=False, devices="cpu")
 
 
 def _reference_encode(reference, texts, max_length):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
+
+logger = logging.getLogger("m3_integrations.encoder")
 
 DEFAULT_MODEL = "BAAI/bge-m3"
 SPARSE_HEAD = "sparse_linear.pt"
@@ -78,3 +84,51 @@ def load_linear_head(model_dir: Path, filename: str, in_features: int, out_featu
     except RuntimeError as exc:
         raise ModelLoadError(f"{filename} in {str(model_dir)!r} does not fit the model: {exc}") from exc
     return head.float().eval()
+
+
+# Keys a BGE-M3 checkpoint carries that the encoder does not use: the pooler of the original XLM-R
+# (BGE-M3 takes the [CLS] state itself) and buffers some exports save.
+_UNUSED_KEY_PREFIXES = ("pooler.", "embeddings.position_ids")
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' load report and progress bars for the duration (restored afterwards).
+
+    The report lists the pooler weights every BGE-M3 checkpoint carries as ``UNEXPECTED``, and the
+    ``Loading weights`` bar shows on every load; neither is something a user can act on. What matters
+    (missing or unexpected backbone weights) is checked by ``load_backbone`` and reported by this package.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_backbone(model_dir: Path, dtype: torch.dtype) -> Any:
+    """Load the XLM-R backbone of a BGE-M3 checkpoint quietly; a checkpoint that lacks weights is an error."""
+    from transformers import XLMRobertaModel
+
+    with quiet_transformers():
+        backbone, info = XLMRobertaModel.from_pretrained(
+            model_dir, add_pooling_layer=False, dtype=dtype, output_loading_info=True
+        )
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise ModelLoadError(
+            f"the checkpoint in {str(model_dir)!r} lacks {len(missing)} backbone weight(s) "
+            f"(for example {missing[:3]}): it is not a complete BGE-M3 / XLM-R model"
+        )
+    unexpected = sorted(k for k in info.get("unexpected_keys") or () if not k.startswith(_UNUSED_KEY_PREFIXES))
+    if unexpected:
+        logger.warning("the checkpoint in %s has %d weight(s) the XLM-R backbone does not use (for example %s): "
+                       "is it a BGE-M3 model?", model_dir, len(unexpected), unexpected[:3])
+    return backbone

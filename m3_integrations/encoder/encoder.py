@@ -17,7 +17,15 @@ import torch
 import torch.nn.functional as F
 
 from ._batcher import plan_batches
-from ._loading import COLBERT_HEAD, DEFAULT_MODEL, SPARSE_HEAD, ModelLoadError, load_linear_head, resolve_model_dir
+from ._loading import (
+    COLBERT_HEAD,
+    DEFAULT_MODEL,
+    SPARSE_HEAD,
+    ModelLoadError,
+    load_backbone,
+    load_linear_head,
+    resolve_model_dir,
+)
 from ._model import PackedXLMRoberta
 from .types import M3Output
 
@@ -117,7 +125,7 @@ class M3Encoder:
         revision: str | None = None,
         cache_dir: str | None = None,
     ) -> None:
-        from transformers import AutoConfig, AutoTokenizer, XLMRobertaModel
+        from transformers import AutoConfig, AutoTokenizer
 
         self.model_name = str(model_name_or_path)
         self.device = _pick_device(device)
@@ -129,7 +137,7 @@ class M3Encoder:
                 f"{self.model_name!r} is a {config.model_type!r} model; M3Encoder needs BGE-M3 (xlm-roberta)"
             )
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-        backbone = XLMRobertaModel.from_pretrained(self.model_dir, add_pooling_layer=False, dtype=self.dtype)
+        backbone = load_backbone(self.model_dir, self.dtype)
         backbone = backbone.to(self.device).eval()
         self._net = PackedXLMRoberta(backbone, pad_layers=self.device.type == "cuda")
         self._net.enable_varlen()  # GPU: packed tokens through flash attention, when available

@@ -7,6 +7,7 @@ receive the result (or the raised exception). ``run_sync`` executes a program on
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Generator, Iterator
@@ -37,18 +38,27 @@ def probe(method: str, *args: Any, **kwargs: Any) -> Call:
     return Call(method, args, kwargs, quiet=True)
 
 
+def _not_an_unimplemented_method(record: logging.LogRecord) -> bool:
+    """False for a gRPC server's log of a method it does not implement (milvus-lite serves in this process)."""
+    return not (record.exc_info and isinstance(record.exc_info[1], NotImplementedError))
+
+
 @contextmanager
 def _quiet(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    logs = [logging.getLogger(name) for name in ("pymilvus.decorators", "pymilvus.client.grpc_handler")]
+    logs = [logging.getLogger(name) for name in ("pymilvus.decorators", "pymilvus.client.grpc_handler",
+                                                 "pymilvus.client.async_grpc_handler")]
     previous = [log.disabled for log in logs]
     for log in logs:
         log.disabled = True
+    server_log = logging.getLogger("grpc._server")
+    server_log.addFilter(_not_an_unimplemented_method)
     try:
         yield
     finally:
+        server_log.removeFilter(_not_an_unimplemented_method)
         for log, was in zip(logs, previous, strict=True):
             log.disabled = was
 
@@ -90,3 +100,38 @@ async def run_async(client: Any, program: Program) -> Any:
 def is_async_client(client: Any) -> bool:
     """True for an ``AsyncMilvusClient`` (its ``search`` is a coroutine function)."""
     return inspect.iscoroutinefunction(getattr(client, "search", None))
+
+
+_QDRANT_MODULES = ("qdrant_client", "qdrant_edge", "m3_integrations.qdrant")
+
+
+def _is_qdrant(client: Any) -> bool:
+    modules = [getattr(cls, "__module__", "") or "" for cls in type(client).__mro__]
+    return any(m == p or m.startswith(p + ".") for m in modules for p in _QDRANT_MODULES)
+
+
+def _check_milvus(client: Any, function: str) -> None:
+    if client is None or _is_qdrant(client) or not callable(getattr(client, "query", None)):
+        raise TypeError(f"{function} takes a pymilvus MilvusClient or AsyncMilvusClient, got "
+                        f"{type(client).__module__}.{type(client).__qualname__}"
+                        + (" (use m3_integrations.qdrant for Qdrant clients)" if _is_qdrant(client) else ""))
+
+
+def check_sync_client(client: Any, function: str) -> None:
+    """A clear ``TypeError`` unless ``client`` is a synchronous Milvus client."""
+    _check_milvus(client, function)
+    if is_async_client(client):
+        raise TypeError(f"{function} got an AsyncMilvusClient; use `await a{function}(...)` (the async twin) "
+                        "or a MilvusClient")
+
+
+def check_async_client(client: Any, function: str) -> None:
+    """A clear ``TypeError`` unless ``client`` is a Milvus client (sync or async)."""
+    _check_milvus(client, function)
+
+
+async def run_any(client: Any, program: Program) -> Any:
+    """Await ``program`` on an ``AsyncMilvusClient``; on a ``MilvusClient`` run it in a worker thread."""
+    if is_async_client(client):
+        return await run_async(client, program)
+    return await asyncio.to_thread(run_sync, client, program)
