@@ -10,6 +10,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..encoder import DEFAULT_MODEL, M3Encoder
+from ..remote import RemoteEncoder
 from ._shared import DEFAULT_CACHE_SIZE, check_texts, encode_dense_sparse, shared_encoder
 
 
@@ -22,7 +23,8 @@ class M3EncoderSettings(BaseModel):
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; ``None`` picks CUDA when available.
         encoder_kwargs: more ``M3Encoder`` arguments (``dtype``, ``max_batch_tokens``,
             ``query_max_length``, ``document_max_length``, ``revision``, ``cache_dir``...).
-        encoder: an existing ``M3Encoder`` to use instead of loading one.
+        encoder: an existing ``M3Encoder`` (or a ``RemoteEncoder`` of an ``m3 serve`` service) to use
+            instead of loading one.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
@@ -30,7 +32,7 @@ class M3EncoderSettings(BaseModel):
     model_name: str = DEFAULT_MODEL
     device: str | None = None
     encoder_kwargs: dict[str, Any] = Field(default_factory=dict)
-    encoder: M3Encoder | None = Field(default=None, exclude=True, repr=False)
+    encoder: M3Encoder | RemoteEncoder | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("model_name", mode="before")
     @classmethod

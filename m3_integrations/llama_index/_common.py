@@ -13,6 +13,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 from .._ingest import Document
 from .._query import Hit
 from ..encoder import M3Encoder
+from ..remote import RemoteEncoder
 
 DEFAULT_CACHE_SIZE = 1024
 """Entries of the encoder's output cache turned on by the LlamaIndex classes.
@@ -35,17 +36,19 @@ NODE_CONTENT_KEY = "_node_content"
 
 
 def resolve_encoder(encoder: Any, what: str = "encoder") -> M3Encoder:
-    """An ``M3Encoder`` from an encoder, an ``M3Embedding`` (its encoder) or a model name / directory."""
-    if isinstance(encoder, M3Encoder):
+    """An ``M3Encoder`` (or ``RemoteEncoder``) from an encoder, an ``M3Embedding`` (its encoder) or a model name."""
+    if isinstance(encoder, (M3Encoder, RemoteEncoder)):
         return encoder
     inner = getattr(encoder, "encoder", None)
-    if isinstance(inner, M3Encoder):  # an M3Embedding
+    if isinstance(inner, (M3Encoder, RemoteEncoder)):  # an M3Embedding
         return inner
     if isinstance(encoder, (str, os.PathLike)):
         return M3Encoder(encoder)
     if encoder is None:
-        raise ValueError(f"{what} is required: pass an M3Encoder, an M3Embedding or a model name / directory")
-    raise TypeError(f"{what} must be an M3Encoder, an M3Embedding or a model name, got {type(encoder).__name__}")
+        raise ValueError(f"{what} is required: pass an M3Encoder, a RemoteEncoder, an M3Embedding or a model name / "
+                         "directory")
+    raise TypeError(f"{what} must be an M3Encoder, a RemoteEncoder, an M3Embedding or a model name, got "
+                    f"{type(encoder).__name__}")
 
 
 def ensure_cache(encoder: M3Encoder, cache_size: int | None) -> None:
