@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from m3_integrations._cli_eval import read_qrels, read_queries, weight_grid
-from m3_integrations._cli_files import InputError, chunk_text, discover, file_hash, read_records
+from m3_integrations.cli._evaluation import read_qrels, read_queries, weight_grid
+from m3_integrations.files import InputError, chunk_text, discover, file_hash, read_records
 
 WORDS = "alpha beta gamma hybrid retrieval vector database dense sparse colbert qdrant milvus".split()
 

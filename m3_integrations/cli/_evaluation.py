@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._cli_files import InputError
+from ..files import InputError
 
 QUERY_ID_KEYS = ("id", "_id", "qid", "query_id", "query-id")
 QUERY_TEXT_KEYS = ("text", "query", "question")

@@ -80,9 +80,9 @@ def adapter(store: str) -> ModuleType:
     extra = "milvus" if store == "milvus" else "qdrant"
     try:
         if store == "milvus":
-            from . import milvus as module
+            from .. import milvus as module
         else:
-            from . import qdrant as module
+            from .. import qdrant as module
     except ImportError as exc:
         raise CLIError(f"the {store} store is not available ({exc}); pip install 'm3-integrations[{extra}]'") from None
     return module
@@ -120,13 +120,13 @@ def open_client(store: str, db: Path, url: str | None) -> Any:
 
 
 def _qdrant_client(url: str) -> Any:
-    from .qdrant import connect
+    from ..qdrant import connect
 
     return connect(url)
 
 
 def _milvus_client(uri: str) -> Any:
-    from .milvus import connect
+    from ..milvus import connect
 
     return connect(uri)
 

@@ -1,0 +1,252 @@
+"""What the ``m3`` commands share: the shared options, argument types, the index a command works on, the model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._store import (
+    DEFAULT_COLLECTION,
+    CLIError,
+    IndexConfig,
+    adapter,
+    close_client,
+    describe_location,
+    load_config,
+    open_client,
+)
+
+DEFAULT_DB = ".m3"
+
+
+def note(message: str) -> None:
+    print(f"m3: {message}", file=sys.stderr)
+
+
+def normalise_model(model: str) -> str:
+    """A local model path is recorded absolute (so the index works from any directory); hub ids as is."""
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else model
+
+
+def parse_weights(text: str) -> tuple[float, float, float]:
+    from ..encoder.scoring import validate_weights
+
+    try:
+        values = [float(x) for x in text.replace(" ", "").split(",")]
+        return validate_weights(values)
+    except (TypeError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"--weights must be three numbers 'dense,sparse,colbert' ({exc})") from None
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def parse_where(items: Sequence[str] | None) -> Any:
+    """``--where key=value`` (repeatable, all must hold) as a neutral metadata filter."""
+    if not items:
+        return None
+    from .._query import AllOf, Condition
+
+    conditions = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--where expects key=value, got {item!r}")
+        try:
+            value = json.loads(raw)
+            if not isinstance(value, (str, int, float, bool)):
+                value = raw
+        except json.JSONDecodeError:
+            value = raw
+        conditions.append(Condition(key.strip(), "eq", value))
+    return conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
+
+
+def load_encoder(model: str, device: str | None, dtype: str | None):
+    from ..encoder import M3Encoder
+
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except Exception:  # pragma: no cover - transformers internals
+        pass
+    try:
+        return M3Encoder(model, device=device, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"cannot load model {model!r}: {exc}") from None
+
+
+def display_source(source: str, record: Any = None, chunk: Any = None) -> str:
+    path = Path(source)
+    try:
+        shown = path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        shown = source
+    if record is not None:
+        shown += f":{record}"
+    if chunk is not None:
+        shown += f"#{chunk}"
+    return shown
+
+
+@dataclass
+class Target:
+    """Which index a command works on: directory, store, collection, and the collection's settings."""
+
+    db: Path
+    store: str
+    url: str | None
+    collection: str
+    config: IndexConfig
+    settings: dict[str, Any] = field(default_factory=dict)
+    has_config: bool = False
+
+    @property
+    def location(self) -> str:
+        return describe_location(self.store, self.db, self.url)
+
+
+def resolve_target(args: argparse.Namespace, *, for_index: bool) -> Target:
+    db = Path(args.db).expanduser().resolve()
+    config = load_config(db)
+    has_config = config is not None
+    if config is None:
+        if not for_index and not args.url:  # a server may hold collections indexed elsewhere
+            raise CLIError(f"no index in {db} (run 'm3 index PATH' first, or pass --db DIR of an existing index)")
+        config = IndexConfig()
+    if args.store:
+        store = args.store
+    elif args.url:
+        store = config.store if has_config and config.store != "qdrant-edge" else "qdrant"
+    else:
+        store = config.store if has_config else "qdrant-edge"
+    if store == "qdrant-edge" and args.url:
+        raise CLIError("--url needs --store qdrant or --store milvus (qdrant-edge is embedded)")
+    url = args.url if args.url else (config.url if has_config and store == config.store else None)
+    if store == "qdrant" and not url:
+        raise CLIError("--store qdrant needs --url (e.g. http://localhost:6333)")
+    collection = args.collection or config.default_collection or DEFAULT_COLLECTION
+    if has_config and (store != config.store or url != config.url):
+        raise CLIError(f"{db / 'm3.json'} describes a {config.store} index at "
+                       f"{describe_location(config.store, db, config.url)}, not {store} at "
+                       f"{describe_location(store, db, url)}; use another --db for that store")
+    settings = dict(config.collections.get(collection, {}))
+    return Target(db=db, store=store, url=url, collection=collection, config=config, settings=settings,
+                  has_config=has_config)
+
+
+def model_for(target: Target, requested: str | None) -> str:
+    recorded = target.settings.get("model")
+    if requested is None:
+        return recorded or default_model()
+    model = normalise_model(requested)
+    if recorded and model != recorded:
+        raise CLIError(f"collection {target.collection!r} in {target.db} was indexed with model {recorded!r}, not "
+                       f"{model!r}; use that model, or another --collection / --db")
+    return model
+
+
+def check_model(model: str) -> None:
+    """Fail early (before any store is touched) on a model that cannot be found; downloads a hub model."""
+    from ..encoder._loading import resolve_model_dir
+
+    resolve_model_dir(model)
+
+
+def default_model() -> str:
+    from ..encoder import DEFAULT_MODEL
+
+    return DEFAULT_MODEL
+
+
+def count_chunks(module: Any, client: Any, collection: str, query_filter: Any = None) -> int | None:
+    """Number of stored chunks (``None`` if the collection does not exist)."""
+    missing = getattr(module, "CollectionNotFoundError", LookupError)
+    try:
+        return int(module.count_documents(client, collection_name=collection, query_filter=query_filter))
+    except (LookupError, missing):
+        return None
+    except Exception as exc:
+        if looks_missing(exc):
+            return None
+        raise
+
+
+def looks_missing(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("not found", "not exist", "doesn't exist", "no such collection"))
+
+
+
+def open_searchable(args: argparse.Namespace) -> tuple[Target, str, Any, Any]:
+    """The index of ``args`` opened for reading: target, model, adapter module and client (the caller closes it).
+
+    Fails with one clear line, before any model is loaded, when the collection is empty or missing.
+    """
+    target = resolve_target(args, for_index=False)
+    model = model_for(target, args.model)
+    module = adapter(target.store)
+    client = open_client(target.store, target.db, target.url)
+    try:
+        if not count_chunks(module, client, target.collection):
+            raise CLIError(f"collection {target.collection!r} in {target.location} is empty or missing; "
+                           "run 'm3 index PATH' first")
+    except BaseException:
+        close_client(client)
+        raise
+    return target, model, module, client
+
+
+
+# ------------------------------------------------------------------------------------------- parser
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """The options every command takes (the one place to add a shared option): index, store, model, device."""
+    from ._store import STORES
+
+    common = Parser(add_help=False)
+    common.add_argument("--db", default=DEFAULT_DB, metavar="DIR",
+                        help="index directory: config, and the embedded store (default: ./.m3)")
+    common.add_argument("--store", choices=STORES, default=None,
+                        help="qdrant-edge (embedded, default), qdrant (server, needs --url), milvus "
+                             "(server with --url, else a milvus-lite file DIR/milvus.db)")
+    common.add_argument("--url", default=None, help="Qdrant (http://host:6333) or Milvus (http://host:19530) server")
+    common.add_argument("--collection", default=None, help=f"collection name (default: {DEFAULT_COLLECTION}, or "
+                                                           "the last one indexed in DIR)")
+    common.add_argument("--model", default=None, help="hub id or local directory of a BGE-M3 model "
+                                                      "(default: BAAI/bge-m3, or the one the index was built with)")
+    common.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    common.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
+                        help="model dtype (default: bfloat16/float16 on GPU, float32 on CPU)")
+    return common
