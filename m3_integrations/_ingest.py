@@ -53,9 +53,15 @@ class IngestError(RuntimeError):
 
 
 def point_id(doc: Document) -> str:
-    """Deterministic UUID (string) of a document: from the user's id if given, else from its text."""
-    source = f"id:{doc.id}" if doc.id is not None else f"text:{doc.text}"
-    return str(uuid.uuid5(ID_NAMESPACE, source))
+    """Deterministic UUID (string) of a document: from the user's id if given, else from its text.
+
+    An id equal to the one derived from the text (a document read back with ``get_documents``, whose id is
+    its key) is that same point, so storing it again replaces it instead of adding a copy.
+    """
+    derived = str(uuid.uuid5(ID_NAMESPACE, f"text:{doc.text}"))
+    if doc.id is None or doc.id == derived:
+        return derived
+    return str(uuid.uuid5(ID_NAMESPACE, f"id:{doc.id}"))
 
 
 def to_document(item: Any, index: int) -> Document:
@@ -79,23 +85,37 @@ def to_document(item: Any, index: int) -> Document:
     return doc
 
 
-def iter_documents(docs: Iterable[Any]) -> Iterator[Document]:
-    """Normalise documents lazily (generators stream); raises ``ValueError`` if there are none."""
+def iter_documents(docs: Iterable[Any], *, allow_empty: bool = False) -> Iterator[Document]:
+    """Normalise documents lazily (generators stream); raises ``ValueError`` if there are none
+    (unless ``allow_empty``)."""
     if docs is None or isinstance(docs, (str, bytes, Mapping)):
         raise TypeError("docs must be an iterable of documents (strings or mappings), e.g. a list or a generator")
     empty = True
     for index, item in enumerate(docs):
         empty = False
         yield to_document(item, index)
-    if empty:
+    if empty and not allow_empty:
         raise ValueError("docs is empty: nothing to upsert")
+
+
+def nonempty_documents(docs: Iterable[Any]) -> Iterator[Document] | None:
+    """The normalised documents (lazily), or ``None`` when there are none: an empty batch is a no-op.
+
+    The first document is read (and validated) before anything else happens.
+    """
+    documents = iter_documents(docs, allow_empty=True)
+    first = next(documents, None)
+    return None if first is None else _chain_one(first, documents)
 
 
 def _batches(docs: Iterator[Document], size: int) -> Iterator[list[Document]]:
     while batch := list(islice(docs, size)):
-        # the same id twice in one batch: the last one wins, as a re-run would do
-        unique = {point_id(d): d for d in batch}
-        yield list(unique.values())
+        yield batch
+
+
+def _unique(batch: list[Document]) -> list[Document]:
+    """The same id twice in one batch: the last one wins, as a re-run would do."""
+    return list({point_id(d): d for d in batch}.values())
 
 
 def _encode_ahead(batches: Iterator[list[Document]], encode: Callable[[list[str]], M3Output],
@@ -115,8 +135,9 @@ def _encode_ahead(batches: Iterator[list[Document]], encode: Callable[[list[str]
             for batch in batches:
                 if stop.is_set():
                     return
-                same = unchanged(batch) if unchanged is not None else set()
-                todo = [d for d in batch if d.key not in same]
+                unique = _unique(batch)
+                same = unchanged(unique) if unchanged is not None else set()
+                todo = [d for d in unique if d.key not in same]
                 out.put((batch, todo, encode([d.text for d in todo]) if todo else None))
             out.put(done)
         except BaseException as exc:  # surfaced in the consumer
@@ -165,7 +186,8 @@ def run_ingest(
     transient: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError),
     unchanged: Callable[[list[Document]], set[str]] | None = None,
 ) -> list[str]:
-    """Encode and write documents batch by batch; returns the stored keys (user id, else derived id).
+    """Encode and write documents batch by batch; returns the stored keys (user id, else derived id),
+    one per input document in input order (a repeated document repeats its key; it is written once).
 
     ``write`` gets each batch with its encoder output and must be idempotent (upsert by deterministic
     id). A batch that still fails after retries is reported, the others go on, and at the end an
@@ -203,16 +225,16 @@ def run_ingest(
     try:
         for batch, todo, output in _encode_ahead(_batches(stream, batch_size), encode,
                                                  locked_unchanged if unchanged is not None else None):
-            skipped_total += len(batch) - len(todo)
+            skipped_total += len({d.key for d in batch}) - len(todo)
             try:
                 if todo:
                     with_retries(partial(locked_write, todo, output), attempts=attempts, backoff=backoff,
                                  transient=transient)
-                stored.extend(d.key for d in batch)
+                stored.extend(d.key for d in batch)  # one key per input document, repeats included
             except transient as exc:
                 last_error = exc
-                attempted = {id(d) for d in todo}
-                stored.extend(d.key for d in batch if id(d) not in attempted)
+                attempted = {d.key for d in todo}
+                stored.extend(d.key for d in batch if d.key not in attempted)
                 failed.extend(d.key for d in todo)
                 logger.error("could not store %d documents after %d attempts: %s", len(todo), attempts, exc)
             if progress is not None:

@@ -20,6 +20,11 @@ from ._filters import to_expr
 from ._schema import CollectionNotFoundError, SchemaMismatchError
 from .connect import connect
 from .documents import (
+    acount_documents,
+    adelete_by_filter,
+    adelete_documents,
+    adrop_collection,
+    aget_documents,
     aupsert_documents,
     count_documents,
     delete_by_filter,
@@ -33,6 +38,7 @@ from .search import ahybrid_search, hybrid_search
 __all__ = [
     "connect",
     "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError",
-    "SchemaMismatchError", "ahybrid_search", "aupsert_documents", "count_documents", "delete_by_filter",
+    "SchemaMismatchError", "acount_documents", "adelete_by_filter", "adelete_documents", "adrop_collection",
+    "aget_documents", "ahybrid_search", "aupsert_documents", "count_documents", "delete_by_filter",
     "delete_documents", "drop_collection", "get_documents", "hybrid_search", "to_expr", "upsert_documents",
 ]

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from .._ingest import Document, point_id, run_ingest
+from .._ingest import Document, nonempty_documents, point_id, run_ingest
 from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS, companion_rows, generation, native_value
-from ._driver import Program, call, run_async, run_sync
+from ._driver import Program, call, check_async_client, check_sync_client, run_any, run_async, run_sync
 from ._filters import and_expr, in_list, to_expr
 from ._schema import (
     COLBERT_STRUCT,
@@ -218,12 +218,17 @@ def upsert_documents(
             ``"companion"`` or ``"native"``; used only when the collection is created.
 
     Returns:
-        Each document's key (the user's id, or the id derived from the text), in input order.
-        Upserting the same documents again stores nothing twice. A batch that fails after retries is
+        Each input document's key (the user's id, or the id derived from the text), in input order, one
+        per document (a repeated one included; it is stored once). Upserting the same documents again
+        stores nothing twice. Empty ``docs``: ``[]``, nothing is touched. A batch that fails after retries is
         reported at the end in an ``IngestError`` (``failed_ids``, ``stored_ids``).
     """
+    check_sync_client(client, "upsert_documents")
     encoder = _require_encoder(encoder)
     name = _check_name(collection_name)
+    docs = nonempty_documents(docs)
+    if docs is None:
+        return []  # an empty batch is a no-op: nothing is created, recreated or written
     if not recreate:
         run_sync(client, _validate_program(client, name, encoder.dim))
     writer = _Writer(client, name, encoder.dim, recreate, colbert_layout)
@@ -250,12 +255,16 @@ async def aupsert_documents(
     skip_unchanged: bool = True,
     colbert_layout: str = "auto",
 ) -> list[str]:
-    """``upsert_documents`` over a ``pymilvus.AsyncMilvusClient``.
+    """``upsert_documents`` over a ``pymilvus.AsyncMilvusClient`` (a ``MilvusClient`` works too).
 
     Encoding runs in a worker thread; each write is awaited on this event loop.
     """
+    check_async_client(client, "aupsert_documents")
     encoder = _require_encoder(encoder)
     name = _check_name(collection_name)
+    docs = nonempty_documents(docs)
+    if docs is None:
+        return []
     if not recreate:
         await run_async(client, _validate_program(client, name, encoder.dim))
     writer = _Writer(client, name, encoder.dim, recreate, colbert_layout)
@@ -304,13 +313,17 @@ def _delete_where(client: Any, name: str, query_filter: Any) -> Program:
         yield from _delete_pks(info, pks)
 
 
+def _delete_ids_program(client: Any, name: str, keys: list[str]) -> Program:
+    if keys:
+        yield from _delete_where(client, name, in_list(DOC_ID, keys))
+    else:
+        yield from open_collection(client, name)
+
+
 def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs") -> None:
     """Delete documents by the keys ``upsert_documents`` returned (their ColBERT rows too)."""
-    keys = _keys(ids)
-    if keys:
-        run_sync(client, _delete_where(client, _check_name(collection_name), in_list(DOC_ID, keys)))
-    else:
-        run_sync(client, open_collection(client, _check_name(collection_name)))
+    check_sync_client(client, "delete_documents")
+    run_sync(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids)))
 
 
 def _filter_expr(query_filter: Any) -> Any:
@@ -321,33 +334,38 @@ def _filter_expr(query_filter: Any) -> Any:
 
 def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs") -> None:
     """Delete every document matching ``query_filter`` (neutral filter or Milvus expression)."""
+    check_sync_client(client, "delete_by_filter")
     run_sync(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter)))
 
 
 def _get_program(client: Any, name: str, ids: list[str] | None, query_filter: Any, limit: int | None) -> Program:
     yield from open_collection(client, name)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
     if ids is not None and not ids:
         return []
     expr = and_expr((yield from filter_expr(client, query_filter)), in_list(DOC_ID, ids) if ids is not None else "")
     window = min(limit or MAX_QUERY_ROWS, MAX_QUERY_ROWS)
     rows = yield call("query", name, filter=expr or f'{PK} != ""', output_fields=[PK, DOC_ID, TEXT, METADATA],
                       limit=window)
-    docs = {r[DOC_ID]: Document(text=r[TEXT], id=None if r[DOC_ID] == r[PK] else r[DOC_ID],
-                                metadata=dict(r[METADATA] or {})) for r in rows}
-    ordered = [docs[k] for k in ids if k in docs] if ids is not None else list(docs.values())
+    docs = {r[DOC_ID]: Document(text=r[TEXT], id=r[DOC_ID], metadata=dict(r[METADATA] or {})) for r in rows}
+    ordered = [docs[k] for k in dict.fromkeys(ids) if k in docs] if ids is not None else list(docs.values())
     return ordered[:limit] if limit else ordered
+
+
+def _check_limit(limit: Any) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
 
 
 def get_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
                   query_filter: Any = None, limit: int | None = None) -> list[Document]:
     """Fetch stored documents by key and/or filter (in ``ids`` order when given).
 
-    A document stored without a user id comes back with ``id=None`` (its key is derived from the text,
-    so upserting it again updates it). Without ``ids``, at most ``limit`` documents (default and cap:
-    Milvus' query window of 16,384) are returned.
+    Each ``Document.id`` is the document's key (the user's id, or the id derived from its text), as on
+    Qdrant. Without ``ids``, at most ``limit`` documents (default and cap: Milvus' query window of
+    16,384) are returned.
     """
+    check_sync_client(client, "get_documents")
+    _check_limit(limit)
     keys = None if ids is None else _keys(ids)
     return run_sync(client, _get_program(client, _check_name(collection_name), keys, query_filter, limit))
 
@@ -360,9 +378,45 @@ def _count_program(client: Any, name: str, query_filter: Any) -> Program:
 
 def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None) -> int:
     """Number of documents (optionally matching ``query_filter``)."""
+    check_sync_client(client, "count_documents")
     return run_sync(client, _count_program(client, _check_name(collection_name), query_filter))
 
 
 def drop_collection(client: Any, collection_name: str = "docs") -> None:
     """Drop the collection and its ColBERT companion (no error if it does not exist)."""
+    check_sync_client(client, "drop_collection")
     run_sync(client, drop(client, _check_name(collection_name)))
+
+
+# ---------------------------------------------------------------------------------------- async twins
+async def aget_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
+                         query_filter: Any = None, limit: int | None = None) -> list[Document]:
+    """Async twin of ``get_documents`` (``AsyncMilvusClient``; a ``MilvusClient`` runs in a worker thread)."""
+    check_async_client(client, "aget_documents")
+    _check_limit(limit)
+    keys = None if ids is None else _keys(ids)
+    return await run_any(client, _get_program(client, _check_name(collection_name), keys, query_filter, limit))
+
+
+async def adelete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs") -> None:
+    """Async twin of ``delete_documents``."""
+    check_async_client(client, "adelete_documents")
+    await run_any(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids)))
+
+
+async def adelete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs") -> None:
+    """Async twin of ``delete_by_filter``."""
+    check_async_client(client, "adelete_by_filter")
+    await run_any(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter)))
+
+
+async def acount_documents(client: Any, collection_name: str = "docs", query_filter: Any = None) -> int:
+    """Async twin of ``count_documents``."""
+    check_async_client(client, "acount_documents")
+    return await run_any(client, _count_program(client, _check_name(collection_name), query_filter))
+
+
+async def adrop_collection(client: Any, collection_name: str = "docs") -> None:
+    """Async twin of ``drop_collection``."""
+    check_async_client(client, "adrop_collection")
+    await run_any(client, drop(client, _check_name(collection_name)))

@@ -34,7 +34,7 @@ from .._query import Hit, QueryPlan, first_phase_weights, make_plan
 from ..encoder.scoring import DEFAULT_WEIGHTS
 from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS, companion_scores, doc_gen, native_scores
-from ._driver import Program, call, run_async, run_sync
+from ._driver import Program, call, check_async_client, check_sync_client, run_async, run_sync
 from ._filters import in_list, to_expr
 from ._schema import (
     DENSE,
@@ -294,6 +294,7 @@ def hybrid_search(
     Returns:
         Up to ``limit`` hits, best first, with per-mode reference scores in ``Hit.scores``.
     """
+    check_sync_client(client, "hybrid_search")
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
     if q is None:
@@ -318,6 +319,7 @@ async def ahybrid_search(
     query_output: M3Output | None = None,
 ) -> list[Hit]:
     """``hybrid_search`` over a ``pymilvus.AsyncMilvusClient`` (the query encodes in a worker thread)."""
+    check_async_client(client, "ahybrid_search")
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
     if q is None:

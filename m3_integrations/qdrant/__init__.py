@@ -9,6 +9,11 @@ from .._query import AllOf, AnyOf, Condition, Hit
 from ._schema import CollectionNotFoundError, QdrantSchema, SchemaMismatchError
 from .connect import connect
 from .documents import (
+    acount_documents,
+    adelete_by_filter,
+    adelete_documents,
+    adrop_collection,
+    aget_documents,
     aupsert_documents,
     count_documents,
     delete_by_filter,
@@ -23,7 +28,8 @@ from .search import ahybrid_search, hybrid_search
 __all__ = [
     "connect",
     "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError", "QdrantEdgeStore",
-    "QdrantSchema", "SchemaMismatchError", "ahybrid_search", "aupsert_documents", "count_documents",
+    "QdrantSchema", "SchemaMismatchError", "acount_documents", "adelete_by_filter", "adelete_documents",
+    "adrop_collection", "aget_documents", "ahybrid_search", "aupsert_documents", "count_documents",
     "delete_by_filter", "delete_documents", "drop_collection", "get_documents", "hybrid_search",
     "upsert_documents",
 ]

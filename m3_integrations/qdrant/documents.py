@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
-from .._ingest import Document, iter_documents, point_id, run_ingest
+from .._ingest import Document, nonempty_documents, point_id, run_ingest
 from ..encoder.types import M3Output
 from ._backends import TRANSIENT_ERRORS, AsyncClientBackend, ClientBackend, Row
 from ._filters import and_filters, has_id_filter, to_qdrant_filter
@@ -49,7 +49,8 @@ def is_async(backend: Any) -> bool:
 def _sync_backend(client: Any, function: str) -> Any:
     backend = backend_for(client)
     if is_async(backend):
-        raise TypeError(f"{function} got an AsyncQdrantClient; use a{function} (the async twin) or a QdrantClient")
+        raise TypeError(f"{function} got an AsyncQdrantClient; use `await a{function}(...)` (the async twin) "
+                        "or a QdrantClient")
     return backend
 
 
@@ -88,16 +89,9 @@ def _same_as_stored(batch: list[Document], found: list[tuple[Any, dict]], schema
     return same
 
 
-def _prepare_docs(docs: Iterable[Any]) -> Iterable[Document]:
-    """Normalise lazily, but fail on bad or empty input before any collection is touched."""
-    documents = iter_documents(docs)
-    first = next(documents)  # ValueError("docs is empty ...") before anything is written or dropped
-
-    def chain():
-        yield first
-        yield from documents
-
-    return chain()
+def _prepare_docs(docs: Iterable[Any]) -> Iterable[Document] | None:
+    """Normalise lazily, but fail on bad input before any collection is touched; ``None`` when empty."""
+    return nonempty_documents(docs)
 
 
 def _ensure_checked(info: Any, name: str, schema: QdrantSchema, dim: int) -> None:
@@ -145,11 +139,12 @@ def upsert_documents(
         schema: vector names, ColBERT storage type and payload keys (default ``QdrantSchema()``).
 
     Returns:
-        Each document's key: its ``id``, or the deterministic id derived from its text. Point ids are
-        deterministic, so re-running an ingest replaces documents instead of duplicating them.
+        Each input document's key, in input order (one per document, a repeated one included): its ``id``,
+        or the deterministic id derived from its text. Point ids are deterministic, so re-running an ingest
+        replaces documents instead of duplicating them. Empty ``docs``: ``[]``, nothing is touched.
 
     Raises:
-        ValueError: empty ``docs``, missing encoder; ``SchemaMismatchError`` when the collection exists with
+        ValueError: missing encoder; ``SchemaMismatchError`` when the collection exists with
         an incompatible configuration; ``IngestError`` listing documents not stored after retries.
     """
     backend = _sync_backend(client, "upsert_documents")
@@ -157,6 +152,8 @@ def upsert_documents(
     name = check_collection_name(collection_name)
     schema = _schema(schema)
     documents = _prepare_docs(docs)
+    if documents is None:
+        return []  # an empty batch is a no-op: nothing is created, recreated or written
     _ensure_collection(backend, name, schema, encoder.dim, recreate)
     written = 0
 
@@ -202,6 +199,8 @@ async def aupsert_documents(
     name = check_collection_name(collection_name)
     schema = _schema(schema)
     documents = _prepare_docs(docs)
+    if documents is None:
+        return []
     if await backend.exists(name):
         if recreate:
             logger.warning("recreate=True: deleting collection %r", name)
@@ -246,14 +245,95 @@ def _candidate_point_ids(keys: list[str]) -> list[str]:
     return list(out)
 
 
-def _require(backend: Any, name: str) -> None:
-    if not backend.exists(name):
-        raise CollectionNotFoundError(f"collection {name!r} does not exist")
-
-
 def _to_document(payload: dict, schema: QdrantSchema) -> Document:
     return Document(text=payload.get(schema.text_key, ""), id=payload.get(schema.id_key),
                     metadata=dict(payload.get(schema.metadata_key) or {}))
+
+
+def _check_limit(limit: Any) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+
+
+# The read / delete logic is written once as generator "programs" that yield ``(method, *args)`` backend
+# calls and receive each result; ``_run`` executes one on a sync driver, ``_arun`` awaits it on an async one.
+Program = Generator[tuple, Any, Any]
+
+
+def _run(backend: Any, program: Program) -> Any:
+    try:
+        step = next(program)
+        while True:
+            step = program.send(getattr(backend, step[0])(*step[1:]))
+    except StopIteration as stop:
+        return stop.value
+
+
+async def _arun(backend: Any, program: Program) -> Any:
+    try:
+        step = next(program)
+        while True:
+            step = program.send(await getattr(backend, step[0])(*step[1:]))
+    except StopIteration as stop:
+        return stop.value
+
+
+def _require(name: str) -> Program:
+    if not (yield ("exists", name)):
+        raise CollectionNotFoundError(f"collection {name!r} does not exist")
+
+
+def _get_program(name: str, keys: list[str] | None, native: Any, limit: int | None,
+                 schema: QdrantSchema) -> Program:
+    yield from _require(name)
+    if keys is None:
+        return [_to_document(p, schema) for _, p in (yield ("scroll", name, native, limit))]
+    if not keys:
+        return []
+    found = yield ("scroll", name, and_filters(has_id_filter(_candidate_point_ids(keys)), native), None)
+    by_key = {p.get(schema.id_key): p for _, p in found}
+    docs = [_to_document(by_key[k], schema) for k in dict.fromkeys(keys) if k in by_key]
+    return docs if limit is None else docs[:limit]
+
+
+def _delete_program(name: str, keys: set[str], schema: QdrantSchema) -> Program:
+    yield from _require(name)
+    if not keys:
+        return
+    found = yield ("scroll", name, has_id_filter(_candidate_point_ids(list(keys))), None)
+    doomed = [pid for pid, p in found if p.get(schema.id_key) in keys]
+    if doomed:
+        yield ("delete_ids", name, doomed)
+
+
+def _delete_filter_program(name: str, native: Any) -> Program:
+    yield from _require(name)
+    yield ("delete_filter", name, native)
+
+
+def _count_program(name: str, native: Any) -> Program:
+    yield from _require(name)
+    return (yield ("count", name, native))
+
+
+def _drop_program(name: str) -> Program:
+    if (yield ("exists", name)):
+        yield ("drop", name)
+
+
+def _get_args(collection_name: str, ids: Any, query_filter: Any, limit: Any, schema: Any) -> tuple:
+    name = check_collection_name(collection_name)
+    schema = _schema(schema)
+    _check_limit(limit)
+    native = to_qdrant_filter(query_filter, schema)
+    return name, None if ids is None else _keys(ids), native, limit, schema
+
+
+def _delete_filter_args(query_filter: Any, collection_name: str, schema: Any) -> tuple:
+    name = check_collection_name(collection_name)
+    if query_filter is None:
+        raise ValueError("delete_by_filter needs a filter; to delete everything use drop_collection")
+    return name, to_qdrant_filter(query_filter, _schema(schema))
 
 
 def get_documents(
@@ -265,24 +345,12 @@ def get_documents(
     *,
     schema: QdrantSchema | None = None,
 ) -> list[Document]:
-    """Stored documents by key (in the order given; unknown keys are skipped) and/or by filter."""
+    """Stored documents by key (in the order given; unknown keys are skipped) and/or by filter.
+
+    Each ``Document.id`` is the document's key (the user's id, or the id derived from its text).
+    """
     backend = _sync_backend(client, "get_documents")
-    name = check_collection_name(collection_name)
-    schema = _schema(schema)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
-    native = to_qdrant_filter(query_filter, schema)
-    _require(backend, name)
-    if ids is None:
-        return [_to_document(p, schema) for _, p in backend.scroll(name, native, limit)]
-    keys = _keys(ids)
-    if not keys:
-        return []
-    candidates = _candidate_point_ids(keys)
-    found = backend.scroll(name, and_filters(has_id_filter(candidates), native), None)
-    by_key = {p.get(schema.id_key): p for _, p in found}
-    docs = [_to_document(by_key[k], schema) for k in dict.fromkeys(keys) if k in by_key]
-    return docs if limit is None else docs[:limit]
+    return _run(backend, _get_program(*_get_args(collection_name, ids, query_filter, limit, schema)))
 
 
 def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs", *,
@@ -290,28 +358,14 @@ def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "do
     """Delete documents by the keys ``upsert_documents`` returned (unknown keys are ignored)."""
     backend = _sync_backend(client, "delete_documents")
     name = check_collection_name(collection_name)
-    schema = _schema(schema)
-    keys = set(_keys(ids))
-    _require(backend, name)
-    if not keys:
-        return
-    found = backend.scroll(name, has_id_filter(_candidate_point_ids(list(keys))), None)
-    doomed = [pid for pid, p in found if p.get(schema.id_key) in keys]
-    if doomed:
-        backend.delete_ids(name, doomed)
+    _run(backend, _delete_program(name, set(_keys(ids)), _schema(schema)))
 
 
 def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
                      schema: QdrantSchema | None = None) -> None:
     """Delete the documents matching a filter (a filter is required: use drop_collection to delete all)."""
     backend = _sync_backend(client, "delete_by_filter")
-    name = check_collection_name(collection_name)
-    schema = _schema(schema)
-    if query_filter is None:
-        raise ValueError("delete_by_filter needs a filter; to delete everything use drop_collection")
-    native = to_qdrant_filter(query_filter, schema)
-    _require(backend, name)
-    backend.delete_filter(name, native)
+    _run(backend, _delete_filter_program(*_delete_filter_args(query_filter, collection_name, schema)))
 
 
 def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
@@ -319,20 +373,68 @@ def count_documents(client: Any, collection_name: str = "docs", query_filter: An
     """Number of stored documents (matching the filter)."""
     backend = _sync_backend(client, "count_documents")
     name = check_collection_name(collection_name)
-    native = to_qdrant_filter(query_filter, _schema(schema))
-    _require(backend, name)
-    return backend.count(name, native)
+    return _run(backend, _count_program(name, to_qdrant_filter(query_filter, _schema(schema))))
 
 
 def drop_collection(client: Any, collection_name: str = "docs") -> None:
     """Delete the collection and everything in it (nothing happens if it does not exist)."""
     backend = _sync_backend(client, "drop_collection")
+    _run(backend, _drop_program(check_collection_name(collection_name)))
+
+
+# ---------------------------------------------------------------------------------------- async twins
+async def _arun_any(backend: Any, program: Program) -> Any:
+    """An async driver runs on this event loop; a sync one (``QdrantClient``, Qdrant Edge) in a worker thread."""
+    if is_async(backend):
+        return await _arun(backend, program)
+    return await asyncio.to_thread(_run, backend, program)
+
+
+async def aget_documents(
+    client: Any,
+    collection_name: str = "docs",
+    ids: Iterable[str] | None = None,
+    query_filter: Any = None,
+    limit: int | None = None,
+    *,
+    schema: QdrantSchema | None = None,
+) -> list[Document]:
+    """Async twin of ``get_documents`` (``AsyncQdrantClient``; other clients run in a worker thread)."""
+    backend = backend_for(client)
+    return await _arun_any(backend, _get_program(*_get_args(collection_name, ids, query_filter, limit, schema)))
+
+
+async def adelete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs", *,
+                            schema: QdrantSchema | None = None) -> None:
+    """Async twin of ``delete_documents``."""
+    backend = backend_for(client)
     name = check_collection_name(collection_name)
-    if backend.exists(name):
-        backend.drop(name)
+    await _arun_any(backend, _delete_program(name, set(_keys(ids)), _schema(schema)))
+
+
+async def adelete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
+                            schema: QdrantSchema | None = None) -> None:
+    """Async twin of ``delete_by_filter``."""
+    backend = backend_for(client)
+    await _arun_any(backend, _delete_filter_program(*_delete_filter_args(query_filter, collection_name, schema)))
+
+
+async def acount_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
+                           schema: QdrantSchema | None = None) -> int:
+    """Async twin of ``count_documents``."""
+    backend = backend_for(client)
+    name = check_collection_name(collection_name)
+    return await _arun_any(backend, _count_program(name, to_qdrant_filter(query_filter, _schema(schema))))
+
+
+async def adrop_collection(client: Any, collection_name: str = "docs") -> None:
+    """Async twin of ``drop_collection``."""
+    backend = backend_for(client)
+    await _arun_any(backend, _drop_program(check_collection_name(collection_name)))
 
 
 __all__ = [
+    "acount_documents", "adelete_by_filter", "adelete_documents", "adrop_collection", "aget_documents",
     "aupsert_documents", "count_documents", "delete_by_filter", "delete_documents", "drop_collection",
     "get_documents", "upsert_documents",
 ]
