@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Question: {result['question']}")
         print("Retrieved:")
         for doc in result["docs"]:
-            scores = ", ".join(f"{mode}={value:.3f}" for mode, value in doc.metadata["scores"].items())
-            print(f"  [{doc.id}] score={doc.metadata['score']:.3f} ({scores}) {doc.page_content[:60]}")
+            found = doc.metadata["m3"]  # the retriever's scores, under one key beside the user's metadata
+            scores = ", ".join(f"{mode}={value:.3f}" for mode, value in found["scores"].items())
+            print(f"  [{doc.id}] score={found['score']:.3f} ({scores}) {doc.page_content[:60]}")
         if args.show_prompt:
             prompt = PROMPT.invoke({"question": result["question"], "context": format_docs(result["docs"])})
             print("Prompt:")

@@ -65,11 +65,11 @@ def test_round_trip_keeps_text_metadata_and_id(store, encoder):
     for doc in docs:
         original = BY_ID[doc.id]
         assert doc.page_content == original.page_content
-        assert doc.metadata["id"] == doc.id
-        assert {k: doc.metadata[k] for k in original.metadata} == original.metadata
-        assert set(doc.metadata["scores"]) == {"dense", "sparse", "colbert"}
-        assert isinstance(doc.metadata["score"], float)
-    assert [d.metadata["score"] for d in docs] == sorted((d.metadata["score"] for d in docs), reverse=True)
+        assert {k: v for k, v in doc.metadata.items() if k != "m3"} == original.metadata  # exactly the user's
+        assert set(doc.metadata["m3"]["scores"]) == {"dense", "sparse", "colbert"}
+        assert isinstance(doc.metadata["m3"]["score"], float)
+    fused = [d.metadata["m3"]["score"] for d in docs]
+    assert fused == sorted(fused, reverse=True)
 
 
 def test_scores_are_the_reference_bge_m3_scores(store, encoder):
@@ -81,8 +81,8 @@ def test_scores_are_the_reference_bge_m3_scores(store, encoder):
     for doc in docs:
         ref = compute_scores(q, encoder.encode_documents([doc.page_content]), weights=weights)
         for mode in ("dense", "sparse", "colbert"):
-            assert doc.metadata["scores"][mode] == pytest.approx(ref[mode], abs=1e-4)
-        assert doc.metadata["score"] == pytest.approx(ref["colbert+sparse+dense"], abs=1e-4)
+            assert doc.metadata["m3"]["scores"][mode] == pytest.approx(ref[mode], abs=1e-4)
+        assert doc.metadata["m3"]["score"] == pytest.approx(ref["colbert+sparse+dense"], abs=1e-4)
 
 
 def test_one_forward_pass_per_query(store, encoder):
@@ -186,7 +186,7 @@ async def test_async_clients(kind, encoder, tmp_path):
         docs = await retriever.ainvoke(CORPUS[1].page_content)
         assert encoder.stats.forward_passes - before == 1
         assert docs[0].id == "hybrid" and docs[0].page_content == CORPUS[1].page_content
-        assert docs[0].metadata["topic"] == "search" and set(docs[0].metadata["scores"]) == {"dense", "sparse",
+        assert docs[0].metadata["topic"] == "search" and set(docs[0].metadata["m3"]["scores"]) == {"dense", "sparse",
                                                                                               "colbert"}
         with pytest.raises(TypeError, match="ainvoke"):
             retriever.invoke("sync call on an async client")

@@ -5,6 +5,8 @@
   first access; needs ``langchain-qdrant``).
 - ``M3HybridRetriever``: dense + sparse + ColBERT retrieval fused inside Qdrant (client, or the
   embedded ``QdrantEdgeStore``) or Milvus, one forward pass per query.
+- ``M3VectorStore``: a LangChain ``VectorStore`` (add / search / MMR / delete / get_by_ids, sync and
+  async; ``index()`` with a record manager) over Qdrant, Qdrant Edge or Milvus.
 - ``add_documents`` / ``aadd_documents``: store LangChain ``Document`` s (text, metadata, id) for
   the retriever.
 - ``Condition`` / ``AllOf`` / ``AnyOf``: database-neutral metadata filters for the retriever.
@@ -19,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 from .._query import AllOf, AnyOf, Condition
 from .embeddings import M3Embeddings, M3EncoderSettings
 from .retriever import M3HybridRetriever, aadd_documents, add_documents
+from .vectorstore import M3VectorStore
 
 if TYPE_CHECKING:
     from .sparse import M3SparseEmbeddings
 
 __all__ = [
     "AllOf", "AnyOf", "Condition", "M3Embeddings", "M3EncoderSettings", "M3HybridRetriever", "M3SparseEmbeddings",
+    "M3VectorStore",
     "aadd_documents", "add_documents",
 ]
 

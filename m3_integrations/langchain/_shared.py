@@ -9,8 +9,10 @@ ColBERT vectors, which can weigh megabytes per text, are never computed on this 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._ingest import ID_NAMESPACE
 from ..encoder import DEFAULT_MODEL, M3Encoder, ModelLoadError
 
 DEFAULT_CACHE_SIZE = 1024
@@ -161,3 +164,14 @@ def _arrays(weights: dict[int, float]) -> tuple[np.ndarray, np.ndarray]:
     indices = np.fromiter(sorted(weights), dtype=np.int64, count=len(weights))
     values = np.array([weights[int(i)] for i in indices], dtype=np.float32)
     return indices, values
+
+
+def derived_id(text: str, metadata: Mapping[str, Any] | None) -> str | None:
+    """The id of a LangChain document stored without one: ``None`` (the store derives it from the text, as
+    it always has) when it has no metadata, else a UUID derived from the text *and* the metadata, so that
+    two documents with the same text and different metadata are two documents, and re-adding the same
+    document (same text, same metadata) replaces it instead of duplicating it."""
+    if not metadata:
+        return None
+    canonical = json.dumps(metadata, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return str(uuid.uuid5(ID_NAMESPACE, f"text:{text}\nmetadata:{canonical}"))

@@ -20,10 +20,11 @@ from pydantic import ConfigDict, model_validator
 
 from .._query import DEFAULT_RRF_K, Hit, make_plan
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, M3Output
+from ._shared import derived_id
 from .embeddings import M3EncoderSettings
 
-RESERVED_METADATA = ("id", "score", "scores")
-"""Keys the retriever sets in each returned ``Document.metadata`` (over the user's own, if any)."""
+SCORE_KEY = "m3"
+"""The one ``Document.metadata`` key under which the retriever puts ``{"score": ..., "scores": {...}}``."""
 
 _PER_CALL = ("k", "filter", "mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
 
@@ -63,7 +64,9 @@ def _to_mappings(documents: Iterable[Document]) -> Iterator[dict[str, Any]]:
     for i, doc in enumerate(documents):
         if not isinstance(doc, Document):
             raise TypeError(f"documents[{i}] is {type(doc).__name__}, expected a langchain_core Document")
-        yield {"text": doc.page_content, "id": doc.id, "metadata": dict(doc.metadata or {})}
+        metadata = dict(doc.metadata or {})
+        doc_id = doc.id if doc.id is not None else derived_id(doc.page_content, metadata)
+        yield {"text": doc.page_content, "id": doc_id, "metadata": metadata}
 
 
 def add_documents(
@@ -80,7 +83,8 @@ def add_documents(
 
     ``page_content`` becomes the stored text, ``metadata`` the stored metadata (filterable), and
     ``Document.id`` the document's id: storing a document with the same id again replaces it.
-    Documents without an id get a deterministic id derived from their text.
+    Documents without an id get a deterministic id derived from their text and metadata: two documents
+    with the same text and different metadata are both kept, the same document added again replaces itself.
 
     Args:
         client: a Qdrant client, an ``m3_integrations.qdrant.QdrantEdgeStore`` or a pymilvus
@@ -120,11 +124,19 @@ async def aadd_documents(
                                    batch_size=batch_size, show_progress=show_progress, recreate=recreate)
 
 
-def hit_to_document(hit: Hit) -> Document:
-    """A LangChain ``Document`` from a search hit: the text, the user's metadata plus ``id``,
-    ``score`` (fused) and ``scores`` (per mode), and ``Document.id``."""
+def hit_to_document(hit: Hit, score_key: str | None = SCORE_KEY) -> Document:
+    """A LangChain ``Document`` from a search hit: the text, ``Document.id``, and the user's metadata
+    exactly as stored, plus (unless ``score_key`` is ``None``) ``metadata[score_key] = {"score": fused,
+    "scores": {mode: score}}``. A user key equal to ``score_key`` is never overwritten: it is an error."""
     metadata = dict(hit.metadata or {})
-    metadata.update(id=hit.id, score=float(hit.score), scores={k: float(v) for k, v in (hit.scores or {}).items()})
+    if score_key is not None:
+        if score_key in metadata:
+            raise ValueError(
+                f"document {hit.id!r} has its own metadata key {score_key!r}, where the retriever puts the scores; "
+                "pass score_key='<another name>' (or None for no scores) to M3HybridRetriever"
+            )
+        metadata[score_key] = {"score": float(hit.score),
+                               "scores": {k: float(v) for k, v in (hit.scores or {}).items()}}
     return Document(page_content=hit.text, metadata=metadata, id=hit.id)
 
 
@@ -136,9 +148,9 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
     BGE-M3 weighted score with ColBERT re-scoring; ``rrf``; ``dbsf``), all server-side.
 
     Each returned ``Document`` has the stored text as ``page_content``, the stored id as
-    ``Document.id``, and the user's metadata plus ``metadata["id"]``, ``metadata["score"]`` (the
-    fused score) and ``metadata["scores"]`` (``{"dense": ..., "sparse": ..., "colbert": ...}``, the
-    per-mode scores on the reference scale).
+    ``Document.id``, and the user's metadata exactly as stored plus one namespaced key,
+    ``metadata["m3"] = {"score": <fused>, "scores": {"dense": ..., "sparse": ..., "colbert": ...}}``
+    (per-mode scores on the reference scale; the key is ``score_key``).
 
     Attributes:
         client: ``QdrantClient`` / ``AsyncQdrantClient``, ``QdrantEdgeStore``, or pymilvus
@@ -157,6 +169,8 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         rrf_k: the RRF constant.
         rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates,
             the best by weighted dense + sparse (``None``, the default: every candidate; faster when set).
+        score_key: the metadata key of the scores (default ``"m3"``; ``None``: no scores added). A stored
+            document whose own metadata has this key raises ``ValueError`` instead of being overwritten.
 
     Per call, ``invoke(query, k=..., filter=..., mode=..., fusion=..., weights=...,
     prefetch_limit=..., rrf_k=..., rescore_limit=...)`` overrides these settings for that call only
@@ -175,6 +189,7 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
     prefetch_limit: int = 100
     rrf_k: int = DEFAULT_RRF_K
     rescore_limit: int | None = None
+    score_key: str | None = SCORE_KEY
 
     @model_validator(mode="after")
     def _check_settings(self) -> M3HybridRetriever:
@@ -221,7 +236,7 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         output = self._encode_query(query, args.pop("uses"))
         encoder = self.get_encoder()
         hits = self.adapter.hybrid_search(self.client, query, encoder=encoder, query_output=output, **args)
-        return [hit_to_document(hit) for hit in hits]
+        return [hit_to_document(hit, self.score_key) for hit in hits]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
@@ -236,7 +251,7 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         else:
             hits = await asyncio.to_thread(self.adapter.hybrid_search, self.client, query, encoder=encoder,
                                            query_output=output, **args)
-        return [hit_to_document(hit) for hit in hits]
+        return [hit_to_document(hit, self.score_key) for hit in hits]
 
     @staticmethod
     def _check_query(query: Any) -> None:
