@@ -204,6 +204,8 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str]:
             return 400, f"malformed JSON body: {detail}".rstrip(": ")
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        if err.get("type") == "missing" and not loc:
+            return 400, "malformed JSON body: the request has no body (send a JSON object)"
         if err.get("type") == "missing":
             messages.append(f"{'.'.join(loc)} is required")
             continue
