@@ -10,3 +10,12 @@ class SchemaMismatchError(ValueError):
 
 class CollectionNotFoundError(LookupError, ValueError):
     """The named collection does not exist (a ``LookupError``, and a ``ValueError`` for callers that expect one)."""
+
+
+class FilterError(ValueError):
+    """The database could not run a filter (e.g. a native Milvus expression with a syntax error); the message
+    keeps the database's own message and adds the filter text (also in ``expression``)."""
+
+    def __init__(self, message: str, expression: str = "") -> None:
+        super().__init__(message)
+        self.expression = expression

@@ -7,17 +7,19 @@ current one uploads), retries with backoff, progress, and the report of what was
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from typing import Any
 
+from ._text import check_text
 from .encoder.types import M3Output
 
 logger = logging.getLogger(__name__)
@@ -82,7 +84,40 @@ def to_document(item: Any, index: int) -> Document:
         raise TypeError(f"docs[{index}] is {type(item).__name__}; expected a str or a mapping with 'text'")
     if not isinstance(doc.text, str):
         raise TypeError(f"docs[{index}] text is {type(doc.text).__name__}, expected str")
+    where = f"docs[{index}]" if doc.id is None else f"docs[{index}] (id {doc.id!r})"
+    check_text(doc.text, f"{where} text")
+    if not isinstance(doc.metadata, Mapping):
+        raise TypeError(f"{where} metadata must be a mapping, got {type(doc.metadata).__name__}")
+    check_metadata(doc.metadata, where)
     return doc
+
+
+def check_metadata(metadata: Mapping[str, Any], where: str) -> None:
+    """Metadata must be JSON (what both databases store and give back): raises ``TypeError`` / ``ValueError``
+    naming ``where``, the key path and the value."""
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"{where} metadata{path} is {value!r}: metadata numbers must be finite (JSON, and "
+                                 "so the databases, has no NaN or Infinity); store None or leave the key out")
+        elif value is None or isinstance(value, (str, int)):  # bool is an int
+            pass
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"{where} metadata{path} has the key {key!r} ({type(key).__name__}); "
+                                    "metadata keys must be strings")
+                walk(item, f"{path}[{key!r}]")
+        else:
+            hint = " (use a sorted list)" if isinstance(value, (set, frozenset)) else (
+                " (use .item() or a str)" if hasattr(value, "item") else "")
+            raise TypeError(f"{where} metadata{path} is a {type(value).__name__}: {value!r:.80}; metadata values "
+                            f"must be JSON values: str, int, float, bool, None, list or dict{hint}")
+
+    walk(metadata, "")
 
 
 def iter_documents(docs: Iterable[Any], *, allow_empty: bool = False) -> Iterator[Document]:
@@ -90,6 +125,12 @@ def iter_documents(docs: Iterable[Any], *, allow_empty: bool = False) -> Iterato
     (unless ``allow_empty``)."""
     if docs is None or isinstance(docs, (str, bytes, Mapping)):
         raise TypeError("docs must be an iterable of documents (strings or mappings), e.g. a list or a generator")
+    if isinstance(docs, Sequence):  # in memory already: every document is checked before anything is written
+        documents = [to_document(item, index) for index, item in enumerate(docs)]
+        if not documents and not allow_empty:
+            raise ValueError("docs is empty: nothing to upsert")
+        yield from documents
+        return
     empty = True
     for index, item in enumerate(docs):
         empty = False

@@ -74,6 +74,22 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+MAX_LIMIT = 100_000
+"""The most results one search may ask for (Qdrant has no hard bound: this one keeps a mistyped limit from
+allocating gigabytes; read a whole collection with ``get_documents`` instead)."""
+
+MILVUS_MAX_LIMIT = 16_384
+"""Milvus' search window: ``limit`` (top-k) can be at most 16,384."""
+
+
+def _bounded(name: str, value: Any, max_limit: int, engine: str) -> int:
+    value = _positive_int(name, value)
+    if value > max_limit:
+        raise ValueError(f"{name}={value} is above {max_limit:,}, the most results {engine} returns from one search; "
+                         "ask for fewer (to read a whole collection, use get_documents)")
+    return value
+
+
 def make_plan(
     mode: str = "hybrid",
     fusion: str = "weighted",
@@ -82,21 +98,26 @@ def make_plan(
     prefetch_limit: int = 100,
     rrf_k: int = DEFAULT_RRF_K,
     rescore_limit: int | None = None,
+    *,
+    max_limit: int = MAX_LIMIT,
+    engine: str = "Qdrant",
 ) -> QueryPlan:
     """Validate the search knobs shared by every store; raises ``ValueError``/``TypeError`` naming the problem.
 
     ``rescore_limit`` (weighted hybrid with a ColBERT weight): only the best ``rescore_limit`` candidates by
     their weighted dense + sparse score are re-scored by ColBERT and fused; ``None``: all of them.
+    ``limit``, ``prefetch_limit`` and ``rescore_limit`` may not exceed ``max_limit``, the most results
+    ``engine`` returns from one search (``MAX_LIMIT``; ``MILVUS_MAX_LIMIT`` for Milvus).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     if fusion not in FUSIONS:
         raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
-    limit = _positive_int("limit", limit)
-    prefetch_limit = _positive_int("prefetch_limit", prefetch_limit)
+    limit = _bounded("limit", limit, max_limit, engine)
+    prefetch_limit = _bounded("prefetch_limit", prefetch_limit, max_limit, engine)
     rrf_k = _positive_int("rrf_k", rrf_k)
     if rescore_limit is not None:
-        rescore_limit = max(_positive_int("rescore_limit", rescore_limit), limit)
+        rescore_limit = max(_bounded("rescore_limit", rescore_limit, max_limit, engine), limit)
     return QueryPlan(mode=mode, fusion=fusion, weights=validate_weights(weights), limit=limit,
                      prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k, rescore_limit=rescore_limit)
 

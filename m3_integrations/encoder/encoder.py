@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._text import check_text
 from ._batcher import plan_batches
 from ._loading import (
     COLBERT_HEAD,
@@ -204,6 +205,7 @@ class M3Encoder:
     @staticmethod
     def _check_texts(texts: str | Iterable[str]) -> list[str]:
         if isinstance(texts, str):
+            check_text(texts, "the text")
             return [texts]
         if texts is None or not isinstance(texts, Iterable):
             raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
@@ -211,6 +213,7 @@ class M3Encoder:
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+            check_text(text, f"texts[{i}]")
         return texts
 
     def tokenize(self, texts: str | Iterable[str]) -> list[list[int]]:

@@ -55,12 +55,23 @@ def colbert_score(query_colbert: np.ndarray, document_colbert: np.ndarray) -> fl
     return colbert_maxsim(query_colbert, document_colbert) / colbert_query_length(query_colbert)
 
 
-def validate_weights(weights: Sequence[float]) -> tuple[float, float, float]:
-    """Check a ``(dense, sparse, colbert)`` weight triple: three finite non-negative numbers, not all zero."""
-    try:
-        values = tuple(float(w) for w in weights)
-    except TypeError as exc:
-        raise TypeError(f"weights must be three numbers (dense, sparse, colbert), got {weights!r}") from exc
+def validate_weights(weights: Sequence[float] | str) -> tuple[float, float, float]:
+    """Check a ``(dense, sparse, colbert)`` weight triple: three finite non-negative numbers, not all zero.
+
+    A string of three comma-separated numbers (``"0.4,0.2,0.4"``, as on the command line) is parsed.
+    """
+    if isinstance(weights, str):
+        parts = [p.strip() for p in weights.split(",")]
+        try:
+            values = tuple(float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"weights must be three comma-separated numbers (dense,sparse,colbert) such as "
+                             f"'0.4,0.2,0.4', got {weights!r}") from None
+    else:
+        try:
+            values = tuple(float(w) for w in weights)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"weights must be three numbers (dense, sparse, colbert), got {weights!r}") from exc
     if len(values) != 3:
         raise ValueError(f"weights must be three numbers (dense, sparse, colbert), got {len(values)}: {weights!r}")
     if any(not np.isfinite(w) for w in values):

@@ -14,8 +14,10 @@ The same functions and keywords as ``m3_integrations.qdrant``: switch databases 
 See ``docs/milvus-lite.md`` for the storage layout and the milvus-lite versions.
 """
 
+from .._errors import FilterError
 from .._ingest import Document, IngestError
 from .._query import AllOf, AnyOf, Condition, Hit
+from .._store_lock import StoreLockedError
 from ._filters import to_expr
 from ._schema import CollectionNotFoundError, SchemaMismatchError
 from .connect import connect
@@ -37,6 +39,7 @@ from .search import ahybrid_search, hybrid_search
 
 __all__ = [
     "connect",
+    "FilterError", "StoreLockedError",
     "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError",
     "SchemaMismatchError", "acount_documents", "adelete_by_filter", "adelete_documents", "adrop_collection",
     "aget_documents", "ahybrid_search", "aupsert_documents", "count_documents", "delete_by_filter",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,24 @@ def _quiet(enabled: bool) -> Iterator[None]:
             log.disabled = was
 
 
+_FILTER_PROBLEM = re.compile(r"expr|pars|column \d+", re.IGNORECASE)
+
+
+def _filter_error(step: Call, exc: Exception) -> Exception:
+    """A ``FilterError`` (server message + filter text) for a call whose ``filter=`` the engine could not parse."""
+    expression = step.kwargs.get("filter")
+    if not expression or type(exc).__name__ != "MilvusException":
+        return exc
+    message = str(getattr(exc, "message", "") or exc)
+    if not _FILTER_PROBLEM.search(message):
+        return exc
+    from .._errors import FilterError
+
+    error = FilterError(f"Milvus could not run the filter {expression!r}: {message}", expression)
+    error.__cause__ = exc
+    return error
+
+
 def run_sync(client: Any, program: Program) -> Any:
     """Run ``program`` against a synchronous client; returns the program's return value."""
     try:
@@ -72,7 +91,7 @@ def run_sync(client: Any, program: Program) -> Any:
                 with _quiet(step.quiet):
                     result = getattr(client, step.method)(*step.args, **step.kwargs)
             except Exception as exc:  # handed to the program, which may handle it
-                step = program.throw(exc)
+                step = program.throw(_filter_error(step, exc))
                 continue
             step = program.send(result)
     except StopIteration as stop:
@@ -90,7 +109,7 @@ async def run_async(client: Any, program: Program) -> Any:
                     if inspect.isawaitable(result):
                         result = await result
             except Exception as exc:
-                step = program.throw(exc)
+                step = program.throw(_filter_error(step, exc))
                 continue
             step = program.send(result)
     except StopIteration as stop:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .._query import Hit, QueryPlan, first_phase_weights, make_plan
+from .._query import MILVUS_MAX_LIMIT, Hit, QueryPlan, first_phase_weights, make_plan
 from ..encoder.scoring import DEFAULT_WEIGHTS
 from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS, companion_scores, doc_gen, native_scores
@@ -253,7 +253,8 @@ def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: s
              ) -> tuple[QueryPlan, M3Output | None, tuple, str]:
     if not isinstance(collection_name, str) or not collection_name:
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
-    plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit)
+    plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit,
+                     max_limit=MILVUS_MAX_LIMIT, engine="Milvus")
     q, want = _query_output(query, encoder, query_output, plan)
     to_expr(query_filter)  # validate it before any database call
     return plan, q, want, query_filter

@@ -4,8 +4,10 @@ Works with any ``QdrantClient`` (":memory:", ``path=``, ``url=``), ``AsyncQdrant
 twins) and ``QdrantEdgeStore`` (embedded, persistent Qdrant engine; the default for local use).
 """
 
+from .._errors import FilterError
 from .._ingest import Document, IngestError
 from .._query import AllOf, AnyOf, Condition, Hit
+from .._store_lock import StoreLockedError
 from ._schema import CollectionNotFoundError, QdrantSchema, SchemaMismatchError
 from .connect import connect
 from .documents import (
@@ -27,6 +29,7 @@ from .search import ahybrid_search, hybrid_search
 
 __all__ = [
     "connect",
+    "FilterError", "StoreLockedError",
     "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError", "QdrantEdgeStore",
     "QdrantSchema", "SchemaMismatchError", "acount_documents", "adelete_by_filter", "adelete_documents",
     "adrop_collection", "aget_documents", "ahybrid_search", "aupsert_documents", "count_documents",

@@ -8,17 +8,18 @@ from typing import Any
 
 
 def connect(url: str | None = None, *, path: str | Path | None = None, api_key: str | None = None,
-            timeout: int = 10) -> Any:
+            timeout: int = 10, wait: float = 0.0) -> Any:
     """A client for ``url`` (a Qdrant server or cloud cluster), or the embedded ``QdrantEdgeStore`` at ``path``.
 
-    The server is probed once, so an unreachable URL fails here with a clear ``ConnectionError``.
+    The server is probed once, so an unreachable URL fails here with a clear ``ConnectionError``. An embedded
+    store open in another process raises ``StoreLockedError`` (after waiting up to ``wait`` seconds).
     """
     if (url is None) == (path is None):
         raise ValueError("pass exactly one of url= (a Qdrant server) or path= (the embedded Qdrant Edge store)")
     if path is not None:
         from .edge import QdrantEdgeStore
 
-        return QdrantEdgeStore(path)
+        return QdrantEdgeStore(path, wait=wait)
     from qdrant_client import QdrantClient
 
     client = QdrantClient(url=url, api_key=api_key, timeout=timeout, check_compatibility=False)

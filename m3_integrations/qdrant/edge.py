@@ -3,7 +3,9 @@
 The Rust Qdrant engine runs inside this process; each collection is a shard directory ``path/<collection>``
 (WAL + segments), so data survives a restart and reopening the same path finds it again. It takes the same
 schema and answers the same Query API requests as a Qdrant server, so the adapter's functions accept it
-wherever they accept a ``QdrantClient``. Only one ``QdrantEdgeStore`` may open a given path at a time.
+wherever they accept a ``QdrantClient``. Only one ``QdrantEdgeStore`` may open a given path at a time: the
+store holds an advisory lock on ``path/.m3-store.lock`` from its construction to ``close()`` (taken before the
+engine touches any file; the OS drops it when the process dies), and a second opener gets ``StoreLockedError``.
 """
 
 from __future__ import annotations
@@ -12,17 +14,22 @@ import json
 import logging
 import shutil
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from qdrant_client import models
 
+from .. import _store_lock
+from .._store_lock import StoreLockedError
 from . import _evaluate, _plans
 from ._backends import Row, Scored
 from ._schema import CollectionInfo, CollectionNotFoundError, QdrantSchema, VectorInfo, check_collection_name
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["QdrantEdgeStore", "StoreLockedError", "to_edge_filter"]
 
 CONFIG_FILE = "edge_config.json"
 
@@ -196,12 +203,21 @@ class QdrantEdgeStore:
         path: directory holding the collections (created if missing).
         optimize_after: run the optimizer once this many points were written since the last run.
         max_search_threads: search threads per shard (``None``: from the number of CPUs).
+        wait: seconds to wait for another process that has the store open (0: fail at once).
+
+    Raises:
+        StoreLockedError: the store is open in another process (or by another ``QdrantEdgeStore`` of this one);
+            the message names the path and the holder's pid.
     """
 
-    def __init__(self, path: str | Path, *, optimize_after: int = 2000, max_search_threads: int | None = None
-                 ) -> None:
+    def __init__(self, path: str | Path, *, optimize_after: int = 2000, max_search_threads: int | None = None,
+                 wait: float = 0.0) -> None:
         self.path = Path(path)
+        self.wait = _store_lock.check_wait(wait)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._store_lock = _store_lock.StoreLock(self.path / _store_lock.LOCK_NAME, self.path, "Qdrant Edge store")
+        self._store_lock.acquire(self.wait)
+        weakref.finalize(self, self._store_lock.release)  # a store dropped without close() frees the path
         self.optimize_after = optimize_after
         self.max_search_threads = max_search_threads
         self._shards: dict[str, Any] = {}
@@ -221,10 +237,16 @@ class QdrantEdgeStore:
     def _dir(self, name: str) -> Path:
         return self.path / check_collection_name(name)
 
+    def _locked(self) -> None:
+        """Take the store lock again after ``close()`` (another process may have the store meanwhile)."""
+        if not self._store_lock.held:
+            self._store_lock.acquire(self.wait)
+
     def _shard(self, name: str) -> Any:
         with self._lock:
             shard = self._shards.get(name)
             if shard is None:
+                self._locked()
                 if not self.exists(name):
                     raise CollectionNotFoundError(
                         f"collection {name!r} does not exist in {str(self.path)!r}; create it with upsert_documents"
@@ -261,6 +283,7 @@ class QdrantEdgeStore:
         e = _edge()
         config = _edge_config(schema, dim, max_search_threads=self.max_search_threads)
         with self._lock:
+            self._locked()
             directory = self._dir(name)
             shard = e.EdgeShard.create(str(directory), config)
             shard.update(e.UpdateOperation.create_field_index(schema.id_key, e.PayloadSchemaType.Keyword))
@@ -269,6 +292,7 @@ class QdrantEdgeStore:
     def drop(self, name: str) -> None:
         """Delete the collection and its files."""
         with self._lock:
+            self._locked()
             shard = self._shards.pop(name, None)
             self._pending.pop(name, None)
             if shard is not None:
@@ -278,12 +302,16 @@ class QdrantEdgeStore:
                 shutil.rmtree(directory)
 
     def close(self) -> None:
-        """Flush and close every open shard (the store reopens them on the next use)."""
+        """Flush and close every open shard and release the store for other processes (the store locks the path
+        and reopens the shards on the next use)."""
         with self._lock:
-            for shard in self._shards.values():
-                shard.flush()
-                shard.close()
-            self._shards.clear()
+            try:
+                for shard in self._shards.values():
+                    shard.flush()
+                    shard.close()
+            finally:
+                self._shards.clear()
+                self._store_lock.release()
 
     def optimize(self, name: str) -> bool:
         """Build indexes and merge segments now; returns whether anything changed."""

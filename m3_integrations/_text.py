@@ -1,0 +1,27 @@
+"""Text checks shared by the encoder and the ingest path: a text must be encodable Unicode."""
+
+from __future__ import annotations
+
+import re
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(text: str) -> tuple[int, str] | None:
+    """``(position, "U+D800")`` of the first lone surrogate in ``text`` (it cannot be encoded as UTF-8 and
+    tokenizers refuse it), or ``None``."""
+    match = _SURROGATE.search(text)
+    return None if match is None else (match.start(), f"U+{ord(match.group()):04X}")
+
+
+def check_text(text: str, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` (e.g. ``"docs[3] (id 'a')"``), the position and the code point of a
+    lone surrogate in ``text``."""
+    found = lone_surrogate(text)
+    if found is not None:
+        position, code_point = found
+        raise ValueError(
+            f"{where} has a lone surrogate {code_point} at character {position}: not valid Unicode text "
+            "(often a file decoded with errors='surrogateescape' or a broken JSON escape); fix or drop it, "
+            "e.g. text.encode('utf-8', 'replace').decode('utf-8')"
+        )
