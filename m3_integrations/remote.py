@@ -4,7 +4,8 @@ It has the methods and attributes the store adapters, the LangChain and LlamaInd
 CLI use on an ``M3Encoder`` (``encode``, ``encode_queries``, ``encode_documents``, their async
 twins, ``dim``, ``tokenize``, ``count_tokens``, ``tokenizer``, the output cache, ``stats``), so it
 goes wherever an ``M3Encoder`` goes. Outputs are the service's float32 values, unrounded (dense and
-ColBERT travel as base64 float32). Needs ``httpx`` (the ``remote`` extra), imported on first use.
+ColBERT travel as base64 float32). Needs ``httpx`` (the ``remote`` extra), imported on first use;
+never torch or transformers (an application machine need not have them loaded to use the service).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import os
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .encoder.encoder import EncoderStats, M3Encoder, _OutputCache
 from .encoder.types import M3Output
 
 ENV_URL = "M3_ENCODER_URL"
@@ -38,6 +40,74 @@ class RemoteEncoderError(RuntimeError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+@dataclass
+class RemoteStats:
+    """What this client asked of the service (``forward_passes``: encode requests, as ``EncoderStats``)."""
+
+    forward_passes: int = 0
+    texts: int = 0
+    tokens: int = 0
+
+
+class _LRU:
+    """A thread-safe LRU of one-row ``M3Output``s keyed by (text, max_length) (as ``M3Encoder``'s cache)."""
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self.max_entries = max_entries
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+
+def _check_texts(texts: Any) -> list[str]:
+    """``texts`` as a list of strings, with ``M3Encoder``'s messages."""
+    if isinstance(texts, str):
+        return [texts]
+    if texts is None or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+    return texts
+
+
+class RemoteTokenizer:
+    """The service's tokenizer, run here: the part of a transformers tokenizer the package uses.
+
+    Attributes:
+        backend_tokenizer: a ``tokenizers.Tokenizer`` (no truncation, no padding), as
+            ``M3Encoder.tokenizer.backend_tokenizer``.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self.backend_tokenizer = backend
+
+    def convert_ids_to_tokens(self, ids: int | list[int]) -> str | list[str]:
+        """The piece of each token id."""
+        if isinstance(ids, int):
+            return self.backend_tokenizer.id_to_token(ids)
+        return [self.backend_tokenizer.id_to_token(i) for i in ids]
+
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size()
 
 
 class _TooLargeError(ValueError):
@@ -90,8 +160,8 @@ class RemoteEncoder:
         server_max = int(limits.get("max_texts_per_request", 256))
         self.max_texts_per_request = min(server_max, max_texts_per_request or 256)
         self.max_batch_tokens: int = int(info.get("max_batch_tokens", 8192))
-        self.stats = EncoderStats()
-        self._cache: _OutputCache | None = None
+        self.stats = RemoteStats()
+        self._cache: _LRU | None = None
         self._tokenizer = None
         self._tokenizer_lock = threading.Lock()
 
@@ -156,24 +226,21 @@ class RemoteEncoder:
 
     # ---------------------------------------------------------------------------------------- tokens
     @property
-    def tokenizer(self):
-        """The service's tokenizer (fetched once from ``/tokenizer.json``), a ``PreTrainedTokenizerFast``."""
+    def tokenizer(self) -> RemoteTokenizer:
+        """The service's tokenizer, fetched once from ``/tokenizer.json`` and run here."""
         with self._tokenizer_lock:
             if self._tokenizer is None:
                 from tokenizers import Tokenizer
-                from transformers import PreTrainedTokenizerFast
 
                 backend = Tokenizer.from_str(self._request("GET", "/tokenizer.json", raw=True))
                 backend.no_truncation()
                 backend.no_padding()
-                self._tokenizer = PreTrainedTokenizerFast(
-                    tokenizer_object=backend, bos_token="<s>", eos_token="</s>", cls_token="<s>", sep_token="</s>",
-                    pad_token="<pad>", unk_token="<unk>", mask_token="<mask>", model_max_length=self.max_length)
+                self._tokenizer = RemoteTokenizer(backend)
             return self._tokenizer
 
     def tokenize(self, texts: str | Iterable[str]) -> list[list[int]]:
         """Token ids of each text with ``<s>``/``</s>``, untruncated (the service's tokenizer, run here)."""
-        texts = M3Encoder._check_texts(texts)
+        texts = _check_texts(texts)
         return [e.ids for e in self.tokenizer.backend_tokenizer.encode_batch(texts)] if texts else []
 
     def count_tokens(self, texts: str | Iterable[str]) -> list[int]:
@@ -184,7 +251,7 @@ class RemoteEncoder:
     def enable_cache(self, max_entries: int = 1024) -> None:
         """Keep the outputs of the last ``max_entries`` distinct texts here (as ``M3Encoder.enable_cache``)."""
         if self._cache is None or self._cache.max_entries != max_entries:
-            self._cache = _OutputCache(max_entries)
+            self._cache = _LRU(max_entries)
 
     @property
     def cache_size(self) -> int | None:
@@ -199,7 +266,7 @@ class RemoteEncoder:
     def encode(self, texts: str | Iterable[str], max_length: int | None = None, return_dense: bool = True,
                return_sparse: bool = True, return_colbert: bool = True) -> M3Output:
         """Encode texts on the service; the same arguments and output as ``M3Encoder.encode``."""
-        texts = M3Encoder._check_texts(texts)
+        texts = _check_texts(texts)
         max_length = self._check_max_length(self.document_max_length if max_length is None else max_length)
         if not (return_dense or return_sparse or return_colbert):
             raise ValueError("ask for at least one of return_dense, return_sparse, return_colbert")

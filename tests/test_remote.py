@@ -298,3 +298,19 @@ def test_llama_index_store_on_the_service(remote, encoder):
             assert enc.stats.forward_passes - passes == 1  # the query: one call to the service
     finally:
         Settings._llm = previous
+
+
+def test_the_client_side_loads_neither_torch_nor_transformers(service, encoder):
+    import json
+    import subprocess
+    import sys
+
+    code = (f"import json, sys\nfrom m3_integrations.remote import RemoteEncoder\n"
+            f"enc = RemoteEncoder({service.url!r}, api_key={KEY!r})\n"
+            "out = enc.encode(['hybrid search'])\nenc.tokenizer.backend_tokenizer.encode('x')\n"
+            "print(json.dumps([out.dense[0].tolist(), sorted({'torch', 'transformers'} & set(sys.modules))]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    dense, heavy = json.loads(done.stdout.strip().splitlines()[-1])
+    assert heavy == []
+    np.testing.assert_allclose(dense, encoder.encode(["hybrid search"]).dense[0], atol=1e-6)
