@@ -462,3 +462,67 @@ def test_small_cache_re_encodes_only_what_fell_out(tiny_model_dir, tmp_path):
                                     embed_model=M3Embedding(encoder=enc))
     assert enc.stats.texts == len(TEXTS) + (len(TEXTS) - 4)  # oldest-first would miss all 10 (LRU scan)
     assert store.count() == len(TEXTS)
+
+
+# ------------------------------------------------------------------------ issue 15: strictness, round trip, clear
+@pytest.mark.parametrize("kind", KINDS)
+def test_unknown_keywords_are_rejected_by_name(kind, tmp_path, enc):
+    backend = Backend(kind, tmp_path)
+    for bad in ({"colection_name": "x"}, {"schema": object()}):
+        with pytest.raises(TypeError, match=next(iter(bad))):
+            backend.store("strict", enc, **bad)
+    backend.client.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_to_dict_round_trip_and_clear_error_without_client(kind, tmp_path, enc):
+    backend = Backend(kind, tmp_path)
+    store = backend.store("round", enc, fusion="rrf", prefetch_limit=33, rescore_limit=7)
+    store.add([TextNode(text="round trip", id_="n1", metadata={"k": 1})])
+    data = store.to_dict()
+    cls = type(store)
+    with pytest.raises(ValueError, match="client"):
+        cls.from_dict(data)
+    with pytest.raises(ValueError, match="client"):
+        cls.from_json(store.to_json())
+    again = cls.from_params(data, client=backend.client, encoder=enc)
+    assert (again.fusion, again.prefetch_limit, again.rescore_limit, again.collection_name) == ("rrf", 33, 7, "round")
+    loaded = cls.from_json(store.to_json(), client=backend.client)  # encoder rebuilt from encoder_model
+    assert loaded.encoder.model_name == enc.model_name
+    assert [n.node_id for n in again.get_nodes(["n1"])] == ["n1"]
+    store.clear()
+    backend.client.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_after_clear_reads_return_nothing(kind, tmp_path, enc):
+    backend = Backend(kind, tmp_path)
+    store = backend.store("cleared", enc)
+    store.add([TextNode(text="soon gone", id_="g1", metadata={"k": 1})])
+    store.clear()
+    q = VectorStoreQuery(query_str="soon gone", similarity_top_k=3, mode=VectorStoreQueryMode.HYBRID)
+    result = store.query(q)
+    assert result.nodes == [] and result.ids == []
+    assert store.get_nodes(["g1"]) == [] and store.count() == 0
+    store.delete("g1")
+    store.delete_nodes(["g1"])
+    backend.client.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_native_filter_passes_through(kind, tmp_path, enc):
+    backend = Backend(kind, tmp_path)
+    store = backend.store("native", enc)
+    store.add([TextNode(text=f"native filter text {i}", id_=f"n{i}", metadata={"k": i}) for i in range(4)])
+    if kind == "milvus":
+        native = 'metadata["k"] >= 2'
+    else:
+        from qdrant_client import models
+
+        native = models.Filter(must=[models.FieldCondition(key="metadata.k", range=models.Range(gte=2))])
+    q = VectorStoreQuery(query_str="native filter", similarity_top_k=4, mode=VectorStoreQueryMode.HYBRID)
+    assert sorted(store.query(q, native_filter=native).ids) == ["n2", "n3"]
+    q.filters = MetadataFilters(filters=[MetadataFilter(key="k", value=3, operator=FilterOperator.NE)])
+    assert store.query(q, native_filter=native).ids == ["n2"]  # native AND the LlamaIndex filter
+    store.clear()
+    backend.client.close()

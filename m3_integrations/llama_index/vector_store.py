@@ -36,7 +36,8 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryResult,
 )
 
-from .._query import Condition, make_plan
+from .._errors import CollectionNotFoundError
+from .._query import AllOf, Condition, make_plan
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, validate_weights
 from ._common import (
     DEFAULT_CACHE_SIZE,
@@ -59,7 +60,8 @@ _MODES = {
     VectorStoreQueryMode.SPARSE: "sparse",
     VectorStoreQueryMode.HYBRID: "hybrid",
 }
-_QUERY_KWARGS = ("mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
+_QUERY_KWARGS = ("mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit", "native_filter")
+_SERIALIZED_FIELDS = ("stores_text", "is_embedding_query", "flat_metadata")  # what to_dict() gives back
 
 
 def alpha_to_weights(alpha: float | None, weights: Sequence[float] = DEFAULT_WEIGHTS) -> tuple[float, float, float]:
@@ -129,6 +131,11 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
         if client is None:
             raise ValueError("client is required")
+        unknown = sorted(set(kwargs) - set(_SERIALIZED_FIELDS))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {unknown}; it takes client, "
+                            "collection_name, encoder, fusion, hybrid_weights, prefetch_limit, rrf_k, rescore_limit, "
+                            "batch_size and cache_size")
         adapter = adapter_for_client(client, self._adapter_kind or None)
         enc = resolve_encoder(encoder)
         plan = make_plan("hybrid", fusion, hybrid_weights, 1, prefetch_limit, rrf_k, rescore_limit)  # validates
@@ -151,6 +158,40 @@ class M3VectorStoreBase(BasePydanticVectorStore):
     def encoder(self) -> M3Encoder:
         """The ``M3Encoder`` that encodes nodes and queries."""
         return self._encoder
+
+    # ------------------------------------------------------------------------------------ serialization
+    def to_dict(self, **kwargs: Any) -> dict[str, Any]:
+        """The store's settings (and ``encoder_model``, the encoder's model name when it is a local one). The
+        client is not in it: pass it again to ``from_dict`` / ``from_json`` / ``from_params``."""
+        data = super().to_dict(**kwargs)
+        model = getattr(self._encoder, "model_name", None) if isinstance(self._encoder, M3Encoder) else None
+        if model is not None:
+            data["encoder_model"] = str(model)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> M3VectorStoreBase:
+        """Rebuild a store from ``to_dict()``; give ``client=`` (and ``encoder=``, unless the dict names
+        ``encoder_model``, which is then loaded)."""
+        data = dict(data)
+        data.update(kwargs)
+        data.pop("class_name", None)
+        model = data.pop("encoder_model", None)
+        if data.get("client") is None:
+            raise ValueError(
+                f"{cls.__name__}.from_dict needs client=...: a database client (a network connection or an open "
+                "embedded database) cannot be serialized, so to_dict() leaves it out; pass the client again, e.g. "
+                f"{cls.__name__}.from_dict(data, client=client, encoder=encoder)")
+        if data.get("encoder") is None:
+            if model is None:
+                raise ValueError(f"{cls.__name__}.from_dict needs encoder=... (the dict names no encoder_model)")
+            data["encoder"] = model
+        return cls(**data)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], *, client: Any, encoder: Any = None) -> M3VectorStoreBase:
+        """``from_dict`` with the client (and encoder) as keywords: ``from_params(store.to_dict(), client=c)``."""
+        return cls.from_dict(params, client=client, encoder=encoder)
 
     # ------------------------------------------------------------------------------------ writes
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
@@ -187,7 +228,11 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             raise TypeError(f"unexpected keyword arguments for delete(): {sorted(delete_kwargs)}")
         if not isinstance(ref_doc_id, str) or not ref_doc_id:
             raise ValueError(f"ref_doc_id must be a non-empty string, got {ref_doc_id!r}")
-        self._adapter.delete_by_filter(self._client, Condition("ref_doc_id", "eq", ref_doc_id), self.collection_name)
+        try:
+            self._adapter.delete_by_filter(self._client, Condition("ref_doc_id", "eq", ref_doc_id),
+                                           self.collection_name)
+        except CollectionNotFoundError:
+            pass  # nothing stored (yet, or since clear()): nothing to delete
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """``delete`` in a worker thread."""
@@ -209,11 +254,15 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             node_ids = [str(i) for i in node_ids]
             if not node_ids:
                 return
+            if neutral is not None:
+                neutral = combine(Condition(NODE_ID_KEY, "in", node_ids), neutral)
+        try:
             if neutral is None:
                 self._adapter.delete_documents(self._client, node_ids, self.collection_name)
-                return
-            neutral = combine(Condition(NODE_ID_KEY, "in", node_ids), neutral)
-        self._adapter.delete_by_filter(self._client, neutral, self.collection_name)
+            else:
+                self._adapter.delete_by_filter(self._client, neutral, self.collection_name)
+        except CollectionNotFoundError:
+            pass
 
     async def adelete_nodes(
         self,
@@ -244,7 +293,11 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             node_ids = [str(i) for i in node_ids]
             if not node_ids:
                 return []
-        docs = self._adapter.get_documents(self._client, self.collection_name, ids=node_ids, query_filter=neutral)
+        try:
+            docs = self._adapter.get_documents(self._client, self.collection_name, ids=node_ids,
+                                               query_filter=neutral)
+        except CollectionNotFoundError:
+            return []
         return [to_node(d.key, d.text, d.metadata or {}) for d in docs]
 
     async def aget_nodes(
@@ -258,7 +311,10 @@ class M3VectorStoreBase(BasePydanticVectorStore):
     def count(self, filters: MetadataFilters | None = None) -> int:
         """Number of stored nodes (matching ``filters``)."""
         neutral = to_neutral_filter(filters)
-        return self._adapter.count_documents(self._client, self.collection_name, query_filter=neutral)
+        try:
+            return self._adapter.count_documents(self._client, self.collection_name, query_filter=neutral)
+        except CollectionNotFoundError:
+            return 0
 
     def collection_exists(self) -> bool:
         """Whether the collection exists (it is created by the first ``add``)."""
@@ -276,12 +332,16 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         module docs), ``filters``, ``doc_ids`` and ``node_ids``. Per-mode scores of every hit are in
         ``node.metadata["m3_scores"]``. Keyword overrides (e.g. ``vector_store_kwargs`` of a retriever):
         ``mode`` (dense, sparse, colbert, hybrid), ``fusion``, ``weights``, ``prefetch_limit``, ``rrf_k``,
-        ``rescore_limit``.
+        ``rescore_limit``, ``native_filter`` (the database's own filter: a qdrant ``models.Filter`` or a Milvus
+        boolean expression, applied together with ``filters``). After ``clear()`` the result is empty.
         """
         search = self._search_kwargs(query, kwargs)
         query_output = self._encoder.encode_queries([query.query_str])  # the one forward pass of this query
-        hits = self._adapter.hybrid_search(self._client, query.query_str, self.collection_name, self._encoder,
-                                           query_output=query_output, **search)
+        try:
+            hits = self._adapter.hybrid_search(self._client, query.query_str, self.collection_name, self._encoder,
+                                               query_output=query_output, **search)
+        except CollectionNotFoundError:
+            hits = []  # nothing stored (yet, or since clear())
         nodes = [hit_to_node(h) for h in hits]
         return VectorStoreQueryResult(nodes=nodes, similarities=[float(h.score) for h in hits],
                                       ids=[n.node_id for n in nodes])
@@ -323,10 +383,14 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             restrict = combine(restrict, Condition("ref_doc_id", "in", [str(i) for i in query.doc_ids]))
         if query.node_ids:
             restrict = combine(restrict, Condition(NODE_ID_KEY, "in", [str(i) for i in query.node_ids]))
+        query_filter = combine(to_neutral_filter(query.filters), restrict)
+        native = overrides.get("native_filter")
+        if native is not None:
+            query_filter = native if query_filter is None else AllOf((query_filter, native))
         return {
             "limit": limit, "mode": mode, "fusion": fusion,
             "weights": tuple(weights), "prefetch_limit": prefetch,
-            "query_filter": combine(to_neutral_filter(query.filters), restrict), "rrf_k": rrf_k,
+            "query_filter": query_filter, "rrf_k": rrf_k,
             "rescore_limit": plan.rescore_limit,
         }
 

@@ -101,6 +101,8 @@ def _condition(cond: Condition, exists: bool) -> str:
 def _translate(flt: Any, exists: bool) -> str:
     if isinstance(flt, Condition):
         return _condition(flt, exists)
+    if isinstance(flt, str) and flt.strip():  # a native expression inside AllOf / AnyOf
+        return f"({flt.strip()})"
     if isinstance(flt, (AllOf, AnyOf)):
         conditions = tuple(flt.conditions)
         if not conditions:
