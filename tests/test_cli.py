@@ -89,7 +89,7 @@ def test_index_stores_every_chunk_with_its_source(indexed, encoder):
     corpus, db, (code, out, err) = indexed
     assert code == 0, err
     assert "indexed 6 file(s)" in out and "6 new" in out
-    assert "report.pdf" in err and "unsupported file type '.pdf'" in err
+    assert "not indexed corpus/report.pdf: cannot read PDF" in err.replace(str(corpus.parent) + "/", "")
     assert "empty.txt: no text" in err
     assert "1 record(s) without a string 'text' field skipped" in err
     assert "secret" not in out + err
@@ -191,14 +191,16 @@ def test_partially_stored_file_is_completed(tmp_path, tiny_model_dir):
         assert count_documents(store) == full
 
 
-def test_index_progress_bar_shows_docs_per_second(tmp_path, tiny_model_dir):
+def test_index_progress_covers_every_phase_with_rates(tmp_path, tiny_model_dir):
     corpus = tmp_path / "c"
     corpus.mkdir()
     (corpus / "a.txt").write_text("Tides follow the moon.", encoding="utf-8")
     code, out, err = run(["index", corpus, "--db", tmp_path / "db", "--model", tiny_model_dir, "--progress"])
     assert code == 0, err
-    assert "indexing" in err and "doc/s" in err
-    assert "docs/s" in out
+    for phase in ("scan", "extract", "chunk", "encode"):
+        assert phase in err
+    assert "tokens/s" in err
+    assert "files/s" in out and "chunks/s" in out and "tokens/s" in out
 
 
 # ------------------------------------------------------------------------------------------ search
@@ -321,7 +323,8 @@ def _one_error_line(err: str, *needles: str) -> None:
         assert needle in lines[0], err
 
 
-@pytest.mark.parametrize("case", ["missing_path", "empty_folder", "only_unsupported", "no_model", "bad_server",
+@pytest.mark.parametrize("case", ["missing_path", "empty_folder", "only_unsupported", "only_unreadable", "no_model",
+                                  "bad_server",
                                   "bad_milvus_server", "edge_with_url", "bad_overlap"])
 def test_index_errors_are_one_line_and_store_nothing(case, tmp_path, tiny_model_dir):
     folder = tmp_path / "in"
@@ -332,6 +335,7 @@ def test_index_errors_are_one_line_and_store_nothing(case, tmp_path, tiny_model_
         "missing_path": (["index", tmp_path / "nope", *model], "no such file or directory"),
         "empty_folder": (["index", folder, *model], "no indexable files"),
         "only_unsupported": (["index", folder, *model], "no indexable files"),
+        "only_unreadable": (["index", folder, *model], "no text to index in the given files (1 could not be read"),
         "no_model": (["index", folder, "--model", tmp_path / "no-model"], "no such directory"),
         "bad_server": (["index", folder, *model, "--store", "qdrant", "--url", "http://127.0.0.1:9"],
                        "cannot reach the Qdrant server"),
@@ -343,6 +347,8 @@ def test_index_errors_are_one_line_and_store_nothing(case, tmp_path, tiny_model_
                         "--chunk-overlap must be at most"),
     }[case]
     if case == "only_unsupported":
+        (folder / "a.png").write_bytes(b"\x89PNG\r\n")
+    elif case == "only_unreadable":
         (folder / "a.pdf").write_bytes(b"%PDF")
     elif case in ("no_model", "bad_server", "bad_milvus_server", "edge_with_url", "bad_overlap"):
         (folder / "a.txt").write_text("some text", encoding="utf-8")

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from . import encode, eval, index, info, search
-from ._common import Parser, common_options
+from ._common import Parser, common_options, redact
 
 COMMANDS = (index, search, eval, encode, info)
 
@@ -73,12 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _known_errors() as exc:
         if debug:
             raise
-        print(f"m3: error: {_one_line(exc)}", file=sys.stderr)
+        print(redact(f"m3: error: {_one_line(exc)}"), file=sys.stderr)
         return 1
     except Exception as exc:
         if debug:
             raise
-        print(f"m3: error: {type(exc).__name__}: {_one_line(exc)} (set M3_DEBUG=1 for the traceback)",
+        print(redact(f"m3: error: {type(exc).__name__}: {_one_line(exc)} (set M3_DEBUG=1 for the traceback)"),
               file=sys.stderr)
         return 1
 

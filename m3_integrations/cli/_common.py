@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,10 +23,14 @@ from ._store import (
 )
 
 DEFAULT_DB = ".m3"
+DEFAULT_MODEL = "BAAI/bge-m3"  # encoder.DEFAULT_MODEL, without importing torch (a test keeps them equal)
+LOCATION_KEYS = ("page", "line_start", "line_end", "heading", "cell")
+SECRET_ENV = {"qdrant": ("QDRANT_API_KEY",), "milvus": ("MILVUS_TOKEN",)}
+_SECRETS: set[str] = set()
 
 
 def note(message: str) -> None:
-    print(f"m3: {message}", file=sys.stderr)
+    print(redact(f"m3: {message}"), file=sys.stderr)
 
 
 def normalise_model(model: str) -> str:
@@ -101,7 +106,10 @@ def load_encoder(model: str, device: str | None, dtype: str | None):
         raise CLIError(f"cannot load model {model!r}: {exc}") from None
 
 
-def display_source(source: str, record: Any = None, chunk: Any = None) -> str:
+def display_source(source: str, record: Any = None, chunk: Any = None, location: dict[str, Any] | None = None
+                   ) -> str:
+    """``path[:record][#chunk]`` relative to the working directory, then the location: ``p. 2``,
+    ``lines 10-24``, ``cell 3``, ``§ Install > Linux``."""
     path = Path(source)
     try:
         shown = path.relative_to(Path.cwd()).as_posix()
@@ -111,7 +119,59 @@ def display_source(source: str, record: Any = None, chunk: Any = None) -> str:
         shown += f":{record}"
     if chunk is not None:
         shown += f"#{chunk}"
-    return shown
+    return " ".join([shown, *describe_place(location or {})])
+
+
+def describe_place(location: dict[str, Any]) -> list[str]:
+    """A chunk's location in words (empty when it has none)."""
+    words = []
+    if location.get("page") is not None:
+        words.append(f"p. {location['page']}")
+    if location.get("cell") is not None:
+        words.append(f"cell {location['cell']}")
+    if location.get("line_start") is not None:
+        start, end = location["line_start"], location.get("line_end", location["line_start"])
+        words.append(f"line {start}" if start == end else f"lines {start}-{end}")
+    if location.get("heading"):
+        words.append(f"§ {location['heading']}")
+    return words
+
+
+def location_of(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The location keys of a chunk's metadata."""
+    return {k: metadata[k] for k in LOCATION_KEYS if metadata.get(k) is not None}
+
+
+def resolve_secret(args: argparse.Namespace, store: str, url: str | None) -> str | None:
+    """The API key / token for a server: ``--api-key``, else the environment variable the database's own
+    client reads (``QDRANT_API_KEY``; ``MILVUS_TOKEN``, or ``MILVUS_USER`` + ``MILVUS_PASSWORD``). Never
+    for an embedded store. The value is registered with ``redact`` so no message can show it."""
+    secret = getattr(args, "api_key", None)
+    if url and not secret:
+        for name in SECRET_ENV.get(store, ()):
+            secret = os.environ.get(name) or None
+            if secret:
+                break
+        if not secret and store == "milvus" and os.environ.get("MILVUS_USER"):
+            secret = f"{os.environ['MILVUS_USER']}:{os.environ.get('MILVUS_PASSWORD', '')}"
+    if secret:
+        add_secret(secret)
+        if ":" in secret:
+            add_secret(secret.split(":", 1)[1])
+    return secret if url else None
+
+
+def add_secret(value: str) -> None:
+    """Register a value that ``redact`` hides from every message."""
+    if value and len(value) >= 3:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``***``."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 @dataclass
@@ -125,6 +185,7 @@ class Target:
     config: IndexConfig
     settings: dict[str, Any] = field(default_factory=dict)
     has_config: bool = False
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def location(self) -> str:
@@ -157,7 +218,7 @@ def resolve_target(args: argparse.Namespace, *, for_index: bool) -> Target:
                        f"{describe_location(store, db, url)}; use another --db for that store")
     settings = dict(config.collections.get(collection, {}))
     return Target(db=db, store=store, url=url, collection=collection, config=config, settings=settings,
-                  has_config=has_config)
+                  has_config=has_config, api_key=resolve_secret(args, store, url))
 
 
 def model_for(target: Target, requested: str | None) -> str:
@@ -179,8 +240,7 @@ def check_model(model: str) -> None:
 
 
 def default_model() -> str:
-    from ..encoder import DEFAULT_MODEL
-
+    """The model used when neither ``--model`` nor the index names one."""
     return DEFAULT_MODEL
 
 
@@ -211,7 +271,7 @@ def open_searchable(args: argparse.Namespace) -> tuple[Target, str, Any, Any]:
     target = resolve_target(args, for_index=False)
     model = model_for(target, args.model)
     module = adapter(target.store)
-    client = open_client(target.store, target.db, target.url)
+    client = open_client(target.store, target.db, target.url, target.api_key)
     try:
         if not count_chunks(module, client, target.collection):
             raise CLIError(f"collection {target.collection!r} in {target.location} is empty or missing; "
@@ -228,7 +288,19 @@ class Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line on stderr (exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {redact(_hide_unrecognized(message))} (see '{self.prog} --help')\n")
+
+
+def _hide_unrecognized(message: str) -> str:
+    """argparse's "unrecognized arguments: --api-kye SECRET" names the options only: a mistyped option
+    must not print the value that followed it (it may be a key)."""
+    prefix = "unrecognized arguments: "
+    if not message.startswith(prefix):
+        return message
+    names = [word.split("=", 1)[0] for word in message[len(prefix):].split() if word.startswith("-")]
+    if not names:
+        return "unrecognized arguments (values not shown)"
+    return f"unrecognized option(s): {' '.join(names)} (values not shown)"
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -246,6 +318,9 @@ def common_options() -> argparse.ArgumentParser:
                                                            "the last one indexed in DIR)")
     common.add_argument("--model", default=None, help="hub id or local directory of a BGE-M3 model "
                                                       "(default: BAAI/bge-m3, or the one the index was built with)")
+    common.add_argument("--api-key", default=None, metavar="KEY",
+                        help="API key (Qdrant) or token (Milvus: TOKEN or USER:PASSWORD) of a --url server "
+                             "(default: $QDRANT_API_KEY; $MILVUS_TOKEN or $MILVUS_USER/$MILVUS_PASSWORD); never shown")
     common.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     common.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
                         help="model dtype (default: bfloat16/float16 on GPU, float32 on CPU)")

@@ -67,8 +67,12 @@ def save_config(db: Path, config: IndexConfig) -> None:
 
 
 def describe_location(store: str, db: Path, url: str | None) -> str:
-    """Where the data lives, in words."""
+    """Where the data lives, in words (a URL without any user:password in it)."""
     if url:
+        scheme, sep, rest = url.partition("://")
+        netloc, slash, path = rest.partition("/")
+        if sep and "@" in netloc:
+            return f"{scheme}://***@{netloc.rsplit('@', 1)[1]}{slash}{path}"
         return url
     if store == "milvus":
         return str(db / "milvus.db")
@@ -88,8 +92,11 @@ def adapter(store: str) -> ModuleType:
     return module
 
 
-def open_client(store: str, db: Path, url: str | None) -> Any:
-    """Open (and for servers, probe) the client of a store; raises ``CLIError`` if it cannot be reached."""
+def open_client(store: str, db: Path, url: str | None, api_key: str | None = None) -> Any:
+    """Open (and for servers, probe) the client of a store; raises ``CLIError`` if it cannot be reached.
+
+    ``api_key`` is the Qdrant API key or the Milvus token (``TOKEN`` or ``USER:PASSWORD``) of a server.
+    """
     module = adapter(store)
     if store == "qdrant-edge":
         if url:
@@ -104,7 +111,7 @@ def open_client(store: str, db: Path, url: str | None) -> Any:
             raise CLIError("--store qdrant needs --url (e.g. http://localhost:6333); "
                            "use the default --store qdrant-edge for an embedded index")
         try:
-            client = _qdrant_client(url)
+            client = _qdrant_client(url, api_key)
         except Exception as exc:
             raise CLIError(f"cannot reach the Qdrant server at {url}: {_first_line(exc)}") from None
         return client
@@ -113,22 +120,26 @@ def open_client(store: str, db: Path, url: str | None) -> Any:
     if not url:
         db.mkdir(parents=True, exist_ok=True)
     try:
-        return _milvus_client(uri)
+        return _milvus_client(uri, api_key if url else None)
     except Exception as exc:
         what = f"the Milvus server at {url}" if url else f"the milvus-lite file {uri}"
         raise CLIError(f"cannot reach {what}: {_first_line(exc)}") from None
 
 
-def _qdrant_client(url: str) -> Any:
+def _qdrant_client(url: str, api_key: str | None = None) -> Any:
+    import warnings
+
     from ..qdrant import connect
 
-    return connect(url)
+    with warnings.catch_warnings():  # "Api key is used with an insecure connection": the user chose the URL
+        warnings.simplefilter("ignore", UserWarning)
+        return connect(url, api_key=api_key)
 
 
-def _milvus_client(uri: str) -> Any:
+def _milvus_client(uri: str, token: str | None = None) -> Any:
     from ..milvus import connect
 
-    return connect(uri)
+    return connect(uri, token=token)
 
 
 def close_client(client: Any) -> None:

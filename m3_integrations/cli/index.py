@@ -1,17 +1,24 @@
-"""``m3 index``: chunk, encode and store files; unchanged files are skipped, changed ones replaced."""
+"""``m3 index``: extract, chunk, encode and store files; unchanged files cost one hash, changed ones are replaced.
+
+The work is in proportion to what changed: one pass over what the collection holds (source, content
+hash and chunk count of every stored chunk) tells which files are unchanged; only new and changed
+files are read, chunked and encoded, and the model (torch, transformers) is loaded only when there is
+something to encode. ``--prune`` removes the chunks of files that no longer exist.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
-import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..files import InputError, Record, SourceFile, chunk_text, discover, file_hash, read_records
+from ..files import InputError, Record, SourceFile, chunk_record, discover, file_hash, read_records
 from ._common import (
     CLIError,
     Target,
@@ -23,20 +30,37 @@ from ._common import (
     note,
     resolve_target,
 )
+from ._progress import Progress
 from ._store import adapter, close_client, open_client, save_config
 
 DEFAULT_CHUNK_TOKENS = 512
 DEFAULT_CHUNK_OVERLAP = 64
+CHUNKER_VERSION = 2  # part of every content hash: a new chunker re-chunks each file once
 MAX_NOTES = 10
+SOURCE_BATCH = 256  # sources per query where a store caps the rows of one answer, and per prune delete
+
+
+@dataclass
+class StoredFile:
+    """What the collection holds for one source file."""
+
+    chunks: int = 0
+    hashes: set[str] = field(default_factory=set)
+    expected: int | None = None  # the file_chunks its chunks record
+
+    def holds(self, digest: str) -> bool:
+        """All chunks of exactly this content are stored, and nothing else."""
+        return self.hashes == {digest} and self.expected == self.chunks
 
 
 @dataclass
 class _FilePlan:
     file: SourceFile
     digest: str
-    records: list[Record]
     state: str  # "new", "changed", "incomplete"
+    records: list[Record] = field(default_factory=list)
     chunks: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (key, text, metadata)
+    tokens: list[int] = field(default_factory=list)
 
 
 def _chunk_key(file: SourceFile, record: Record, chunk: int) -> str:
@@ -45,27 +69,83 @@ def _chunk_key(file: SourceFile, record: Record, chunk: int) -> str:
     return f"{file.source}:{record.record}#{chunk}"
 
 
-def _file_state(module: Any, client: Any, collection: str, source: str, digest: str, exists: bool) -> str:
-    """``unchanged`` (all chunks of this content are there, nothing else), ``new``, ``changed`` or ``incomplete``."""
-    if not exists:
-        return "new"
-    from .._query import AllOf, Condition
-
-    by_source = Condition("source", "eq", source)
-    total = module.count_documents(client, collection_name=collection, query_filter=by_source)
-    if total == 0:
-        return "new"
-    same = AllOf((by_source, Condition("content_hash", "eq", digest)))
-    docs = module.get_documents(client, collection_name=collection, query_filter=same, limit=1)
-    if not docs:
-        return "changed"
-    expected = docs[0].metadata.get("file_chunks")
-    matching = module.count_documents(client, collection_name=collection, query_filter=same)
-    return "unchanged" if expected == matching == total else "incomplete"
+# ------------------------------------------------------------------------------------- index state
+def _add(state: dict[str, StoredFile], docs: list[Any]) -> None:
+    for doc in docs:
+        metadata = doc.metadata or {}
+        source = metadata.get("source")
+        if not isinstance(source, str):
+            continue
+        entry = state.setdefault(source, StoredFile())
+        entry.chunks += 1
+        entry.hashes.add(str(metadata.get("content_hash")))
+        if isinstance(metadata.get("file_chunks"), int):
+            entry.expected = metadata["file_chunks"]
 
 
+def scan_index(module: Any, client: Any, collection: str, sources: list[str], *, everything: bool
+               ) -> dict[str, StoredFile]:
+    """``{source: StoredFile}`` for what ``collection`` holds, in one pass.
+
+    One ``get_documents`` call returns every chunk on Qdrant. Where a store caps one answer (Milvus:
+    16,384 rows), the chunks of ``sources`` are fetched a batch of sources at a time, and with
+    ``everything`` the other sources too (for ``--prune``), a window at a time.
+    """
+    from .._query import Condition
+
+    total = count_chunks(module, client, collection)
+    if not total:
+        return {}
+    state: dict[str, StoredFile] = {}
+    docs = module.get_documents(client, collection_name=collection)
+    if len(docs) >= total:
+        _add(state, docs)
+        return state
+
+    def fetch(batch: list[str]) -> None:
+        flt = Condition("source", "in", batch)
+        found = module.get_documents(client, collection_name=collection, query_filter=flt)
+        if len(found) < module.count_documents(client, collection_name=collection, query_filter=flt):
+            if len(batch) == 1:
+                raise CLIError(f"{batch[0]} has more chunks than {type(client).__name__} returns in one answer")
+            half = len(batch) // 2
+            fetch(batch[:half])
+            fetch(batch[half:])
+            return
+        _add(state, found)
+
+    for i in range(0, len(sources), SOURCE_BATCH):
+        fetch(sources[i:i + SOURCE_BATCH])
+    if everything:
+        known = set(sources)
+        while True:
+            others = Condition("source", "nin", sorted(known)) if known else None
+            found = module.get_documents(client, collection_name=collection, query_filter=others)
+            new = sorted({d.metadata.get("source") for d in found} - known - {None})
+            if not new:
+                break
+            for i in range(0, len(new), SOURCE_BATCH):
+                fetch(new[i:i + SOURCE_BATCH])
+            known.update(new)
+    return state
+
+
+def _gone(state: dict[str, StoredFile], roots: list[Path], present: set[str]) -> list[str]:
+    """Stored sources under the given roots whose files no longer exist."""
+    gone = []
+    for source in state:
+        if source in present:
+            continue
+        path = Path(source)
+        if any(path == root or root in path.parents for root in roots) and not path.exists():
+            gone.append(source)
+    return sorted(gone)
+
+
+# ------------------------------------------------------------------------------------------- command
 def run(args: argparse.Namespace) -> int:
     """``m3 index``: chunk, encode and store files; unchanged files are skipped, changed ones replaced."""
+    started = time.perf_counter()
     target = resolve_target(args, for_index=True)
     # chunk settings: the command line, else what this collection was built with, else the defaults
     for name, default in (("chunk_tokens", DEFAULT_CHUNK_TOKENS), ("chunk_overlap", DEFAULT_CHUNK_OVERLAP),
@@ -77,74 +157,120 @@ def run(args: argparse.Namespace) -> int:
     if args.chunk_overlap > (args.chunk_tokens - 2) // 2:
         raise CLIError(f"--chunk-overlap must be at most half the chunk ({(args.chunk_tokens - 2) // 2} tokens for "
                        f"--chunk-tokens {args.chunk_tokens}), got {args.chunk_overlap}")
-    files, skipped = discover(args.paths, exclude=[target.db])
-    for path, reason in skipped[:MAX_NOTES]:
-        note(f"skipped {display_source(str(path))}: {reason}")
-    if len(skipped) > MAX_NOTES:
-        note(f"... and {len(skipped) - MAX_NOTES} more unsupported files skipped")
-    if not files:
-        raise CLIError(f"no indexable files (.txt .md .json .jsonl .csv) in {' '.join(map(str, args.paths))}")
+    progress = Progress(args.progress)
+    with progress.phase("scan", 0, "file"):
+        files, skipped = discover(args.paths, exclude=[target.db], include_globs=args.include or (),
+                                  exclude_globs=args.exclude or (), hidden=args.hidden,
+                                  gitignore=args.gitignore)
+    if not files and not args.prune:
+        raise CLIError(f"no indexable files in {' '.join(map(str, args.paths))}"
+                       + (f" ({len(skipped)} skipped: {skipped[0][1]}, ...)" if skipped else ""))
 
-    settings_key = f"chunk_tokens={args.chunk_tokens};overlap={args.chunk_overlap};text_field={args.text_field}"
     model = model_for(target, args.model)
-    check_model(model)
+    if not target.has_config or target.collection not in target.config.collections:
+        check_model(model)  # a new collection always needs the model: fail before any store is touched
     module = adapter(target.store)
     created = not target.db.exists()
     try:
-        client = open_client(target.store, target.db, target.url)
+        client = open_client(target.store, target.db, target.url, target.api_key)
         try:
-            return _index(args, target, module, client, files, skipped, settings_key, model)
+            summary = _index(args, target, module, client, files, skipped, model, progress, started)
         finally:
             close_client(client)
     except BaseException:
         if created and not (target.db / "m3.json").exists():
             shutil.rmtree(target.db, ignore_errors=True)  # nothing was stored: leave no empty index behind
         raise
+    _report(args, summary)
+    if summary["chunks"]["not_stored"]:
+        raise CLIError(f"{summary['chunks']['not_stored']} chunks were not stored (from "
+                       f"{len(summary['not_stored_files'])} file(s), e.g. "
+                       f"{display_source(summary['not_stored_files'][0])}); run the same 'm3 index' again to finish")
+    return 0
 
 
-def _index(args, target: Target, module, client, files, skipped, settings_key: str, model: str) -> int:
-    started = time.perf_counter()
-    exists = count_chunks(module, client, target.collection) is not None
-    plans: list[_FilePlan] = []
-    unchanged = empty = 0
-    for file in files:
-        try:
-            records, notes = read_records(file, args.text_field)
-        except InputError as exc:
-            note(f"skipped {exc}")
-            skipped.append((file.path, str(exc)))
-            continue
-        for message in notes:
-            note(f"{display_source(file.source)}: {message}")
-        if not records:
-            note(f"skipped {display_source(file.source)}: no text")
-            empty += 1
-            continue
-        digest = file_hash(file.path, settings_key)
-        state = _file_state(module, client, target.collection, file.source, digest, exists)
-        if state == "unchanged":
-            unchanged += 1
-        else:
-            plans.append(_FilePlan(file, digest, records, state))
+def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, files: list[SourceFile],
+           skipped: list[tuple[Path, str]], model: str, progress: Progress, started: float) -> dict[str, Any]:
+    settings_key = (f"chunk_tokens={args.chunk_tokens};overlap={args.chunk_overlap};text_field={args.text_field};"
+                    f"chunker={CHUNKER_VERSION}")
+    sources = [f.source for f in files]
+    with progress.phase("scan", len(files), "file") as phase:
+        state = scan_index(module, client, target.collection, sources, everything=args.prune)
+        exists = bool(state) or count_chunks(module, client, target.collection) is not None
+        plans: list[_FilePlan] = []
+        unchanged = 0
+        failed: list[tuple[str, str]] = []
+        for file in files:
+            try:
+                digest = file_hash(file.path, settings_key)
+            except OSError as exc:
+                failed.append((file.source, f"cannot read ({exc.strerror or exc})"))
+                continue
+            stored = state.get(file.source)
+            if stored is not None and stored.holds(digest):
+                unchanged += 1
+            else:
+                plans.append(_FilePlan(file, digest, "new" if stored is None else
+                                       ("incomplete" if stored.hashes == {digest} else "changed")))
+            phase.update()
+
+    pruned_files, pruned_chunks = _prune(args, target, module, client, state, set(sources)) if args.prune else (0, 0)
+
+    with progress.phase("extract", len(plans), "file") as phase:
+        empty = 0
+        readable: list[_FilePlan] = []
+        for plan in plans:
+            try:
+                records, notes = read_records(plan.file, args.text_field)
+            except InputError as exc:
+                failed.append((plan.file.source, _reason(exc, plan.file)))
+                phase.update()
+                continue
+            for message in notes:
+                note(f"{display_source(plan.file.source)}: {message}")
+            if records:
+                plan.records = records
+                readable.append(plan)
+            else:
+                note(f"skipped {display_source(plan.file.source)}: no text")
+                empty += 1
+            phase.update()
+    plans = readable
+    for source, reason in failed:
+        note(f"not indexed {display_source(source)}: {reason}")
+
+    summary: dict[str, Any] = {
+        "collection": target.collection, "store": target.store, "location": target.location,
+        "files": {"found": len(files), "indexed": 0, "new": 0, "changed": 0, "unchanged": unchanged,
+                  "empty": empty, "failed": len(failed), "skipped": len(skipped), "pruned": pruned_files},
+        "chunks": {"stored": 0, "replaced": 0, "pruned": pruned_chunks, "not_stored": 0},
+        "tokens": 0, "model_loaded": False,
+        "failed": [{"path": s, "reason": r} for s, r in failed],
+        "skipped": [{"path": p.as_posix(), "reason": r} for p, r in skipped],
+        "not_stored_files": [],
+    }
     if not plans:
-        if unchanged == 0:
-            raise CLIError("no text to index in the given files")
-        print(f"nothing to do: {unchanged} file(s) unchanged in collection {target.collection!r} "
-              f"({target.location})")
-        return 0
+        if not unchanged and not pruned_files and not (args.prune and not files):
+            raise CLIError(f"no text to index in the given files ({len(failed)} could not be read, {empty} empty)")
+        return _finish(summary, progress, started)
 
+    check_model(model)
     encoder = load_encoder(model, args.device, args.dtype)
+    summary["model_loaded"] = True
     tokenizer = encoder.tokenizer.backend_tokenizer
-    for plan in plans:
-        pieces = [(record, n, piece) for record in plan.records
-                  for n, piece in enumerate(chunk_text(record.text, tokenizer, args.chunk_tokens, args.chunk_overlap))]
-        for record, n, piece in pieces:
-            metadata = dict(record.metadata)
-            metadata.update(source=plan.file.source, doc_id=record.doc_id, chunk=n, file_chunks=len(pieces),
-                            content_hash=plan.digest)
-            if record.record is not None:
-                metadata["record"] = record.record
-            plan.chunks.append((_chunk_key(plan.file, record, n), piece, metadata))
+    with progress.phase("chunk", len(plans), "file") as phase:
+        for plan in plans:
+            pieces = [(record, chunk) for record in plan.records
+                      for chunk in chunk_record(record, tokenizer, args.chunk_tokens, args.chunk_overlap)]
+            for record, chunk in pieces:
+                metadata = dict(record.metadata)
+                metadata.update(source=plan.file.source, doc_id=record.doc_id, chunk=chunk.number,
+                                file_chunks=len(pieces), content_hash=plan.digest, **chunk.location)
+                if record.record is not None:
+                    metadata["record"] = record.record
+                plan.chunks.append((_chunk_key(plan.file, record, chunk.number), chunk.text, metadata))
+                plan.tokens.append(chunk.tokens)
+            phase.update()
     total = sum(len(p.chunks) for p in plans)
 
     # Record the model before anything is stored, so the index is never without its config
@@ -161,30 +287,19 @@ def _index(args, target: Target, module, client, files, skipped, settings_key: s
 
     from .._ingest import Document, IngestError
 
-    show = sys.stderr.isatty() if args.progress is None else args.progress
-    progress = None
-    if show:
-        from tqdm.auto import tqdm
+    failed_ids: set[str] = set()
+    with progress.phase("encode", total, "chunk") as phase:
+        def documents() -> Iterator[Document]:
+            for plan in plans:
+                for (key, text, metadata), tokens in zip(plan.chunks, plan.tokens, strict=True):
+                    yield Document(text=text, id=key, metadata=metadata)
+                    phase.update(1, tokens)
 
-        progress = tqdm(total=total, desc="indexing", unit="doc", file=sys.stderr)
-
-    def documents() -> Iterator[Document]:
-        for plan in plans:
-            for key, text, metadata in plan.chunks:
-                yield Document(text=text, id=key, metadata=metadata)
-                if progress is not None:
-                    progress.update(1)
-
-    failed: set[str] = set()
-    stored_count = 0
-    try:
         try:
-            stored_count = len(module.upsert_documents(client, documents(), collection_name=target.collection,
-                                                       encoder=encoder, batch_size=args.batch_size,
-                                                       show_progress=False))
+            module.upsert_documents(client, documents(), collection_name=target.collection, encoder=encoder,
+                                    batch_size=args.batch_size, show_progress=False)
         except IngestError as exc:
-            failed = set(exc.failed_ids)
-            stored_count = len(exc.stored_ids)
+            failed_ids = set(exc.failed_ids)
         except KeyboardInterrupt:
             raise CLIError(f"interrupted while storing {total} chunks: the index holds part of them; run the same "
                            "'m3 index' again to finish (stored chunks are not duplicated)") from None
@@ -193,31 +308,89 @@ def _index(args, target: Target, module, client, files, skipped, settings_key: s
                 _restore(config_file, previous)
             raise CLIError(f"storing chunks in {target.location} failed ({type(exc).__name__}: {exc}); the index "
                            "may hold part of them: run the same 'm3 index' again to finish") from None
-    finally:
-        if progress is not None:
-            progress.close()
 
     from .._query import AllOf, Condition
 
-    complete = [p for p in plans if not any(key in failed for key, _, _ in p.chunks)]
+    complete = [p for p in plans if not any(key in failed_ids for key, _, _ in p.chunks)]
     replaced = 0
     for plan in complete:
         if plan.state != "new":  # drop chunks of the old content (a file that got shorter keeps none)
             stale = AllOf((Condition("source", "eq", plan.file.source), Condition("content_hash", "ne", plan.digest)))
             module.delete_by_filter(client, stale, collection_name=target.collection)
-            replaced += 1
+            replaced += state[plan.file.source].chunks if plan.file.source in state else 0
+    files_summary = summary["files"]
+    files_summary["indexed"] = len(complete)
+    files_summary["new"] = sum(p.state == "new" for p in complete)
+    files_summary["changed"] = len(complete) - files_summary["new"]
+    summary["chunks"].update(stored=sum(len(p.chunks) for p in complete), replaced=replaced,
+                             not_stored=len(failed_ids))
+    summary["tokens"] = sum(sum(p.tokens) for p in complete)
+    summary["not_stored_files"] = [p.file.source for p in plans if p not in complete]
+    return _finish(summary, progress, started)
+
+
+def _prune(args: argparse.Namespace, target: Target, module: Any, client: Any, state: dict[str, StoredFile],
+           present: set[str]) -> tuple[int, int]:
+    """Delete the chunks of files under the given paths that no longer exist; ``(files, chunks)`` removed."""
+    from .._query import Condition
+
+    roots = [Path(p).expanduser().resolve() for p in args.paths]
+    gone = _gone(state, roots, present)
+    for i in range(0, len(gone), SOURCE_BATCH):
+        module.delete_by_filter(client, Condition("source", "in", gone[i:i + SOURCE_BATCH]),
+                                collection_name=target.collection)
+    return len(gone), sum(state[s].chunks for s in gone)
+
+
+def _reason(exc: InputError, file: SourceFile) -> str:
+    text = str(exc)
+    prefix = f"{file.path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _finish(summary: dict[str, Any], progress: Progress, started: float) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
-    new = sum(p.state == "new" for p in complete)
-    chunks_done = sum(len(p.chunks) for p in complete)
-    rate = chunks_done / elapsed if elapsed > 0 else 0.0
-    print(f"indexed {len(complete)} file(s) ({new} new, {replaced} replaced), {chunks_done} chunks in {elapsed:.1f} s "
-          f"({rate:.1f} docs/s); {unchanged} unchanged; {len(skipped)} skipped -> collection "
-          f"{target.collection!r} in {target.location}")
-    if failed:
-        bad = [p.file.source for p in plans if p not in complete]
-        raise CLIError(f"{len(failed)} of {total} chunks were not stored ({stored_count} were), from {len(bad)} "
-                       f"file(s) e.g. {display_source(bad[0])}; run the same 'm3 index' again to finish")
-    return 0
+    files = summary["files"]
+    summary["seconds"] = {**{k: round(v, 4) for k, v in progress.seconds.items()}, "total": round(elapsed, 4)}
+    rate = 1 / elapsed if elapsed > 0 else 0.0
+    summary["rates"] = {"files_per_s": round(files["indexed"] * rate, 2),
+                        "chunks_per_s": round(summary["chunks"]["stored"] * rate, 2),
+                        "tokens_per_s": round(summary["tokens"] * rate, 2)}
+    return summary
+
+
+def _report(args: argparse.Namespace, summary: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    skipped = summary["skipped"]
+    for item in skipped[:MAX_NOTES]:
+        note(f"skipped {display_source(item['path'])}: {item['reason']}")
+    if len(skipped) > MAX_NOTES:
+        reasons = Counter(item["reason"] for item in skipped[MAX_NOTES:])
+        note(f"... and {len(skipped) - MAX_NOTES} more skipped: "
+             + ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(5))
+             + (" ..." if len(reasons) > 5 else "") + " (all in 'm3 index --json')")
+    files, chunks = summary["files"], summary["chunks"]
+    where = f"collection {summary['collection']!r} in {summary['location']}"
+    tail = []
+    if files["empty"]:
+        tail.append(f"{files['empty']} empty")
+    if files["failed"]:
+        tail.append(f"{files['failed']} not readable")
+    if files["skipped"]:
+        tail.append(f"{files['skipped']} skipped")
+    if files["pruned"]:
+        tail.append(f"pruned {files['pruned']} deleted file(s) ({chunks['pruned']} chunks)")
+    extra = ("; " + "; ".join(tail)) if tail else ""
+    if not files["indexed"] and not chunks["not_stored"]:
+        print(f"nothing to do: {files['unchanged']} file(s) unchanged{extra} -> {where}")
+        return
+    seconds, rates = summary["seconds"]["total"], summary["rates"]
+    print(f"indexed {files['indexed']} file(s) ({files['new']} new, {files['changed']} replaced), "
+          f"{chunks['stored']} chunks, {summary['tokens']:,} tokens in {seconds:.1f} s "
+          f"({rates['files_per_s']:.1f} files/s, {rates['chunks_per_s']:.1f} chunks/s, "
+          f"{rates['tokens_per_s']:,.0f} tokens/s); {files['unchanged']} unchanged{extra} -> {where}")
 
 
 def _restore(config_file: Path, previous: bytes | None) -> None:
@@ -234,19 +407,31 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``m3 index`` to the sub-command parsers."""
     from ._common import non_negative, positive
 
-    p = sub.add_parser("index", parents=[common], help="index files (.txt .md .json .jsonl .csv)",
-                       description="Chunk, encode and store files. Re-running skips unchanged files and "
-                                   "replaces the chunks of changed ones.")
+    p = sub.add_parser("index", parents=[common], help="index files (PDF, DOCX, PPTX, HTML, Markdown, text, code, "
+                                                       "notebooks, JSON/JSONL/CSV/TSV)",
+                       description="Extract, chunk, encode and store files. Re-running skips unchanged files "
+                                   "(without loading the model) and replaces the chunks of changed ones. Hidden, "
+                                   ".gitignored and binary files are skipped.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    p.add_argument("--include", action="append", metavar="GLOB",
+                   help="only files matching GLOB (gitignore-style, relative to PATH; repeatable)")
+    p.add_argument("--exclude", action="append", metavar="GLOB",
+                   help="leave out files and folders matching GLOB (repeatable)")
+    p.add_argument("--hidden", action="store_true", help="also index hidden files and folders (.name)")
+    p.add_argument("--no-gitignore", dest="gitignore", action="store_false",
+                   help="also index what .gitignore files leave out")
+    p.add_argument("--prune", action="store_true",
+                   help="remove the chunks of files under PATH that no longer exist")
     p.add_argument("--chunk-tokens", type=positive, default=None,
                    help=f"tokens per chunk, <s> and </s> included (default {DEFAULT_CHUNK_TOKENS}, or what the "
                         "collection was built with)")
     p.add_argument("--chunk-overlap", type=non_negative, default=None,
                    help=f"tokens shared by consecutive chunks (default {DEFAULT_CHUNK_OVERLAP}, or the collection's)")
-    p.add_argument("--text-field", default=None, help="text field of .json/.jsonl records and .csv column "
+    p.add_argument("--text-field", default=None, help="text field of .json/.jsonl records and .csv/.tsv column "
                                                       "(default: text, or the collection's)")
     p.add_argument("--batch-size", type=positive, default=64, help="chunks per upsert batch (default 64)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
-                   help="show the progress bar (default: when stderr is a terminal)")
+                   help="show progress bars (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)

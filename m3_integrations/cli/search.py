@@ -7,7 +7,7 @@ import json
 import shutil
 from typing import Any
 
-from ._common import CLIError, display_source, load_encoder, open_searchable, parse_where
+from ._common import CLIError, display_source, load_encoder, location_of, open_searchable, parse_where
 from ._store import close_client
 
 
@@ -15,7 +15,7 @@ def _hit_json(hit: Any) -> dict[str, Any]:
     metadata = dict(hit.metadata or {})
     return {
         "id": hit.id, "score": float(hit.score), "text": hit.text, "source": metadata.get("source"),
-        "doc_id": metadata.get("doc_id"), "chunk": metadata.get("chunk"),
+        "doc_id": metadata.get("doc_id"), "chunk": metadata.get("chunk"), "location": location_of(metadata),
         "scores": {k: float(v) for k, v in (hit.scores or {}).items()}, "metadata": metadata,
     }
 
@@ -28,13 +28,13 @@ def _format_table(hits: list[Any]) -> str:
         md = hit.metadata or {}
         scores = hit.scores or {}
         cells = [f"{scores[m]:7.4f}" if m in scores else f"{'-':>7}" for m in ("dense", "sparse", "colbert")]
-        source = display_source(md["source"], md.get("record"), md.get("chunk")) if md.get("source") else hit.id
+        source = (display_source(md["source"], md.get("record"), md.get("chunk"), location_of(md))
+                  if md.get("source") else hit.id)
         lines.append(f"{rank:>3}  {hit.score:7.4f}  {'  '.join(cells)}  {source}")
         snippet = " ".join(hit.text.split())
         room = max(width - 6, 40)
         lines.append("     " + (snippet if len(snippet) <= room else snippet[: room - 3] + "..."))
     return "\n".join(lines)
-
 
 
 def run(args: argparse.Namespace) -> int:
