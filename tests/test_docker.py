@@ -3,6 +3,7 @@ so the files are parsed and checked, not built)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -29,12 +30,13 @@ def _ports(service: dict) -> set[int]:
 
 
 def _host_ports(service: dict) -> set[int]:
-    return {int(str(p).split(":")[0]) for p in service.get("ports", [])}
+    """Host ports of ``[IP:]HOST:CONTAINER`` mappings."""
+    return {int(str(p).split(":")[-2]) for p in service.get("ports", [])}
 
 
 def test_services_images_and_ports(compose):
     services = compose["services"]
-    assert set(services) >= {"qdrant", "milvus", "etcd", "minio", "app"}
+    assert set(services) >= {"qdrant", "milvus", "etcd", "minio", "encoder", "app"}
     assert services["qdrant"]["image"].startswith("qdrant/qdrant:v")
     assert services["milvus"]["image"].startswith("milvusdb/milvus:v")
     assert services["etcd"]["image"].startswith("quay.io/coreos/etcd:v")
@@ -72,22 +74,52 @@ def test_every_database_has_a_health_check_and_a_volume(compose):
     assert deps["etcd"]["condition"] == deps["minio"]["condition"] == "service_healthy"
 
 
+def _gpu_devices(service: dict) -> list[dict]:
+    return service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+
+
+def test_encoder_service(compose):
+    encoder = compose["services"]["encoder"]
+    build = encoder["build"]
+    assert (DOCKER / build["context"] / build["dockerfile"]).resolve() == (DOCKER / "Dockerfile").resolve()
+    command = encoder["command"]
+    assert command[0] == "serve" and command[command.index("--port") + 1] == "8080"
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # inside its container, for the app's network
+    assert encoder["ports"] == ["127.0.0.1:8080:8080"]  # ... and on the host, loopback only
+    env = encoder["environment"]
+    assert env["HF_TOKEN"] == "${HF_TOKEN:-}" and env["M3_ENCODER_API_KEY"] == "${M3_ENCODER_API_KEY:-}"
+    assert env["HF_HOME"] == "/root/.cache/huggingface"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in encoder["volumes"]}
+    assert mounts["/root/.cache/huggingface"] in compose["volumes"]  # the model is downloaded once
+    check = encoder["healthcheck"]
+    assert "http://127.0.0.1:8080/health" in " ".join(check["test"]) and check["retries"] >= 3
+    assert int(check["start_period"].rstrip("s")) >= 300  # the first start downloads ~2.3 GB
+    devices = _gpu_devices(encoder)
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert int(encoder["stop_grace_period"].rstrip("s")) > 30  # longer than the service's drain timeout
+
+
 def test_app_service(compose):
     app = compose["services"]["app"]
     build = app["build"]
     dockerfile = (DOCKER / build["context"] / build["dockerfile"]).resolve()
     assert dockerfile == (DOCKER / "Dockerfile").resolve() and dockerfile.is_file()
     assert (DOCKER / build["context"]).resolve() == ROOT
+    assert app["image"] == compose["services"]["encoder"]["image"]  # one image, two roles
     command = app["command"]
     assert command[0] == "index" and "--url" in command
     assert command[command.index("--url") + 1] == "http://qdrant:6333"  # the service name, inside the network
-    assert {d: c["condition"] for d, c in app["depends_on"].items()} == {"qdrant": "service_healthy",
-                                                                         "milvus": "service_healthy"}
+    assert {d: c["condition"] for d, c in app["depends_on"].items()} == {
+        "encoder": "service_healthy", "qdrant": "service_healthy", "milvus": "service_healthy"}
+    # the app encodes through the service by URL: no GPU, no model cache of its own
+    env = app["environment"]
+    encoder_port = int(compose["services"]["encoder"]["command"][-1])
+    assert env["M3_ENCODER_URL"] == f"http://encoder:{encoder_port}"
+    assert env["M3_ENCODER_API_KEY"] == compose["services"]["encoder"]["environment"]["M3_ENCODER_API_KEY"]
+    assert not _gpu_devices(app)
     mounts = {v.split(":")[1]: v.split(":")[0] for v in app["volumes"]}
     assert mounts["/data"] == "../examples/data" and (DOCKER / "../examples/data").resolve().is_dir()
-    assert "/work/.m3" in mounts and "/root/.cache/huggingface" in mounts  # index config and model cache persist
-    devices = app["deploy"]["resources"]["reservations"]["devices"]
-    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert "/work/.m3" in mounts and "/root/.cache/huggingface" not in mounts  # index config persists
 
 
 def test_dockerfile(compose):
@@ -96,8 +128,17 @@ def test_dockerfile(compose):
     assert re.fullmatch(r"pytorch/pytorch:[\d.]+-cuda[\d.]+-cudnn\d+-runtime", base)
     assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
     install = re.search(r"^RUN pip install \"\.\[([a-z,-]+)\]\"", text, re.M)
-    assert install and {"qdrant", "milvus", "eval"} <= set(install.group(1).split(","))
+    assert install and {"qdrant", "milvus", "eval", "serve", "remote"} <= set(install.group(1).split(","))
     assert 'ENTRYPOINT ["m3"]' in text
+    # it serves by default, says when it is healthy, and drains on SIGTERM
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))
+    assert cmd[:1] == ["serve"] and cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8080"
+    assert re.search(r"^EXPOSE 8080$", text, re.M)
+    health = re.search(r"^HEALTHCHECK ([^\n]*)\n\s*CMD (\[[^\n]*\])$", text, re.M)
+    assert health and "--start-period=" in health.group(1)
+    assert "http://127.0.0.1:8080/health" in " ".join(json.loads(health.group(2)))
+    assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.M)
+    assert '"/root/.cache/huggingface"' in re.search(r"^VOLUME (.*)$", text, re.M).group(1)
     assert "COPY m3_integrations ./m3_integrations" in text and "COPY pyproject.toml README.md ./" in text
     assert re.search(r"^WORKDIR /work$", text, re.M)  # so ./.m3 is the /work/.m3 volume of the compose file
     ignore = (DOCKER / "Dockerfile.dockerignore").read_text(encoding="utf-8").split()
