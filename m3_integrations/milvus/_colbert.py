@@ -1,15 +1,21 @@
 """ColBERT storage in Milvus and the exact MaxSim re-score.
 
 Portable "companion" layout (every milvus-lite, any server): collection ``<name>__colbert`` holds
-each document's token matrix as **float16 bytes**, base64-encoded, in one or more VARCHAR ``blob``
-rows (``part`` 0, 1, ...), keyed by ``doc_pk`` and ``doc_gen``. The collection is only ever
-*fetched from* (``doc_gen in [...]``), never searched; its 2-d ``_v`` vector is a constant that
-Milvus requires every collection to have.
+each document's token matrix as **codec bytes** (``colbert_storage``: float32, float16, or 8 / 4-bit
+scalar codes with a per-row offset and scale, see ``_codecs``), base64-encoded, in one or more VARCHAR
+``blob`` rows (``part`` 0, 1, ...), keyed by ``doc_pk`` and ``doc_gen``; a row's primary key is
+``"<doc_gen>:<part>"``, so the parts of a candidate are fetched by primary key (its ``n_tokens`` and the
+storage give the number of parts). The collection is only ever *fetched from*, never searched; its 2-d
+``_v`` vector is a constant that Milvus requires every collection to have.
 
 Why not one FLOAT_VECTOR row per token? Measured here: milvus-lite 3.x returned 6,400 token rows
 (100 candidates x 64 tokens x 1024-d) in 6-9 s, because every float crosses its Python engine one by
 one, and it has no float16 vectors; the same tokens as float16 blobs came back in 0.13 s, and writes
-are 2-3x faster. float16 keeps the ColBERT score within ~1e-3 of float32 (tested).
+are 2-3x faster.
+
+The fetched rows of all candidates are decoded in one vectorized step per fetch group and scored with
+one matrix product; a group holds at most ``MAX_DECODED_BYTES`` of float32 rows, so the memory of a query
+is bounded by the group, not by the number of candidates.
 
 Native layout (Milvus server >= 2.6.4): an Array-of-Structs field ``colbert[vec]`` in the main
 collection, indexed with ``MAX_SIM_IP``; the re-score is a server-side search restricted to the
@@ -25,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ._codecs import LEGACY_STORAGE, decode_rows, encode_rows, row_nbytes
 from ._driver import Program, call
 from ._filters import in_list
 from ._schema import (
@@ -41,7 +48,8 @@ from ._schema import (
 )
 
 PART_BYTES = 49149  # 3 * 16383: base64 of a part is 65532 chars, under VARCHAR's 65535
-MAX_FETCH_BYTES = 48 * 1024 * 1024  # raw float16 bytes per fetch query
+MAX_FETCH_BYTES = 48 * 1024 * 1024  # stored (codec) bytes per fetch query
+MAX_DECODED_BYTES = 64 * 1024 * 1024  # float32 rows decoded and scored at once
 MAX_QUERY_ROWS = 16384  # Milvus' query window (offset + limit)
 
 
@@ -55,14 +63,14 @@ def doc_gen(pk: str, gen: str) -> str:
     return f"{pk}:{gen}"
 
 
-def n_parts(n_tokens: int, dim: int) -> int:
+def n_parts(n_tokens: int, dim: int, storage: str = LEGACY_STORAGE) -> int:
     """Blob rows a document of ``n_tokens`` token vectors takes."""
-    return max(1, -(-(n_tokens * dim * 2) // PART_BYTES))
+    return max(1, -(-(n_tokens * row_nbytes(storage, dim)) // PART_BYTES))
 
 
-def companion_rows(pk: str, gen: str, matrix: np.ndarray) -> list[dict[str, Any]]:
-    """The companion rows of one document (float16 bytes, base64, split in parts)."""
-    raw = np.ascontiguousarray(matrix, dtype=np.float16).tobytes()
+def companion_rows(pk: str, gen: str, matrix: np.ndarray, storage: str = LEGACY_STORAGE) -> list[dict[str, Any]]:
+    """The companion rows of one document (codec bytes, base64, split in parts)."""
+    raw = encode_rows(matrix, storage)
     key = doc_gen(pk, gen)
     chunks = [raw[i:i + PART_BYTES] for i in range(0, len(raw), PART_BYTES)] or [b""]
     return [
@@ -82,35 +90,33 @@ def native_value(matrix: np.ndarray, key: str) -> list[dict[str, Any]]:
     return [{VEC: np.asarray(row, dtype=np.float32)} for row in matrix]
 
 
-def _fetch_groups(keys: Sequence[str], n_tokens: Sequence[int], dim: int) -> list[list[int]]:
-    """Group candidate indices so one fetch stays under the byte and row limits."""
+def _fetch_groups(n_tokens: Sequence[int], dim: int, storage: str) -> list[list[int]]:
+    """Group candidate indices so one fetch stays under the byte, decoded-size and row limits."""
     groups: list[list[int]] = []
     current: list[int] = []
-    size = rows = 0
+    size = decoded = rows = 0
+    stride = row_nbytes(storage, dim)
     for i, n in enumerate(n_tokens):
-        nbytes, nrows = n * dim * 2, n_parts(n, dim)
-        if current and (size + nbytes > MAX_FETCH_BYTES or rows + nrows > MAX_QUERY_ROWS):
+        nbytes, nfloat, nrows = n * stride, n * dim * 4, n_parts(n, dim, storage)
+        if current and (size + nbytes > MAX_FETCH_BYTES or decoded + nfloat > MAX_DECODED_BYTES
+                        or rows + nrows > MAX_QUERY_ROWS):
             groups.append(current)
-            current, size, rows = [], 0, 0
+            current, size, decoded, rows = [], 0, 0, 0
         current.append(i)
         size += nbytes
+        decoded += nfloat
         rows += nrows
     if current:
         groups.append(current)
     return groups
 
 
-def maxsim_sums(query: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
-    """MaxSim sums of one query against several documents, in one matrix product.
-
-    ``query`` is ``[q, dim]``; returns one sum per matrix (0.0 for an empty matrix).
-    """
-    out = np.zeros(len(matrices), dtype=np.float64)
-    sizes = np.array([len(m) for m in matrices], dtype=np.int64)
+def _segment_maxsim(query: np.ndarray, tokens: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """MaxSim sums of ``query`` against consecutive segments of ``tokens`` (``sizes`` rows each, 0 allowed)."""
+    out = np.zeros(len(sizes), dtype=np.float64)
     present = np.flatnonzero(sizes > 0)
     if present.size == 0:
         return out
-    tokens = np.concatenate([np.asarray(matrices[i], dtype=np.float32) for i in present], axis=0)
     sims = np.asarray(query, dtype=np.float32) @ tokens.T  # [q, total tokens]
     starts = np.concatenate(([0], np.cumsum(sizes[present])[:-1]))
     per_doc_max = np.maximum.reduceat(sims, starts, axis=1)  # [q, docs]
@@ -118,25 +124,54 @@ def maxsim_sums(query: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray
     return out
 
 
+def maxsim_sums(query: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
+    """MaxSim sums of one query against several documents, in one matrix product.
+
+    ``query`` is ``[q, dim]``; returns one sum per matrix (0.0 for an empty matrix).
+    """
+    sizes = np.array([len(m) for m in matrices], dtype=np.int64)
+    if not (sizes > 0).any():
+        return np.zeros(len(matrices), dtype=np.float64)
+    tokens = np.concatenate([np.asarray(m, dtype=np.float32) for m in matrices if len(m)], axis=0)
+    return _segment_maxsim(query, tokens, sizes)
+
+
+def _part_keys(keys: Sequence[str], n_tokens: Sequence[int], dim: int, storage: str) -> list[str]:
+    return [f"{keys[i]}:{p}" for i in range(len(keys)) for p in range(n_parts(n_tokens[i], dim, storage))]
+
+
+def _fetch_group(info: CollectionInfo, keys: Sequence[str], n_tokens: Sequence[int]) -> Program:
+    """The decoded rows of ``keys`` (one fetch by primary key), concatenated, and each key's row count
+    (0 for a key whose rows are missing or incomplete)."""
+    dim, storage = info.dim, info.storage
+    wanted = _part_keys(keys, n_tokens, dim, storage)
+    rows = yield call("query", info.colbert_name, filter=in_list(PK, wanted), output_fields=[PK, BLOB],
+                      limit=len(wanted))
+    blobs = {row[PK]: row[BLOB] for row in rows}
+    stride = row_nbytes(storage, dim)
+    raw: list[bytes] = []
+    sizes = np.zeros(len(keys), dtype=np.int64)
+    for i, key in enumerate(keys):
+        parts = [blobs.get(f"{key}:{p}") for p in range(n_parts(n_tokens[i], dim, storage))]
+        if any(b is None for b in parts):
+            continue
+        data = b"".join(base64.b64decode(b) for b in parts)
+        if len(data) != n_tokens[i] * stride:
+            continue  # not this generation's rows: never decode bytes as something they are not
+        raw.append(data)
+        sizes[i] = n_tokens[i]
+    tokens = decode_rows(b"".join(raw), storage, dim) if raw else np.zeros((0, dim), np.float32)
+    return tokens, sizes
+
+
 def fetch_matrices(info: CollectionInfo, keys: Sequence[str], n_tokens: Sequence[int]) -> Program:
-    """Fetch the float16 token matrices of ``keys`` (``doc_gen`` values) from the companion collection."""
+    """The decoded float32 token matrices of ``keys`` (``doc_gen`` values) from the companion collection."""
     dim = info.dim
-    matrices: list[np.ndarray] = [np.zeros((0, dim), np.float16)] * len(keys)
-    for group in _fetch_groups(keys, n_tokens, dim):
-        wanted = [keys[i] for i in group]
-        rows = yield call(
-            "query", info.colbert_name, filter=in_list(DOC_GEN, wanted),
-            output_fields=[DOC_GEN, PART, BLOB], limit=sum(n_parts(n_tokens[i], dim) for i in group),
-        )
-        parts: dict[str, list[tuple[int, str]]] = {}
-        for row in rows:
-            parts.setdefault(row[DOC_GEN], []).append((int(row[PART]), row[BLOB]))
-        for i in group:
-            found = sorted(parts.get(keys[i], []))
-            if not found:
-                continue
-            raw = b"".join(base64.b64decode(blob) for _, blob in found)
-            matrices[i] = np.frombuffer(raw, dtype=np.float16).reshape(-1, dim)
+    matrices: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(keys)
+    for group in _fetch_groups(n_tokens, dim, info.storage):
+        tokens, sizes = yield from _fetch_group(info, [keys[i] for i in group], [n_tokens[i] for i in group])
+        for i, part in zip(group, np.split(tokens, np.cumsum(sizes)[:-1]), strict=True):
+            matrices[i] = part
     return matrices
 
 
@@ -145,8 +180,11 @@ def companion_scores(info: CollectionInfo, query: np.ndarray, keys: Sequence[str
     """Reference ColBERT scores (MaxSim sum / query length) of the candidates, portable layout."""
     if not keys:
         return np.zeros(0)
-    matrices = yield from fetch_matrices(info, keys, n_tokens)
-    return maxsim_sums(query, matrices) / len(query)
+    out = np.zeros(len(keys), dtype=np.float64)
+    for group in _fetch_groups(n_tokens, info.dim, info.storage):
+        tokens, sizes = yield from _fetch_group(info, [keys[i] for i in group], [n_tokens[i] for i in group])
+        out[group] = _segment_maxsim(query, tokens, sizes)
+    return out / len(query)
 
 
 def native_scores(info: CollectionInfo, query: np.ndarray, pks: Sequence[str]) -> Program:

@@ -24,6 +24,9 @@ a search never sees a mix, and a shorter text leaves no stale rows.
 
 ColBERT, "native" layout (Milvus server >= 2.6.4): an Array-of-Structs field ``colbert`` with a
 ``vec`` FLOAT_VECTOR sub-field indexed with ``MAX_SIM_IP``, in the main collection.
+
+The ColBERT storage settings (``colbert_storage``, ``colbert_pool_factor``) are recorded as the main
+collection's property ``m3_integrations.colbert`` and checked whenever it is opened (see ``_codecs``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import CollectionNotFoundError, SchemaMismatchError  # noqa: F401 (re-exported)
+from ._codecs import RECORD_KEY, ColbertSettings, for_new, mismatches, parse_record
 from ._driver import Program, call, probe
 
 PK, DOC_ID, TEXT, METADATA, DENSE, SPARSE, N_TOKENS, GEN = (
@@ -62,12 +66,14 @@ class ServerCaps:
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """A validated collection: its name, dense dimension and ColBERT layout."""
+    """A validated collection: its name, dense dimension, ColBERT layout and ColBERT storage settings."""
 
     name: str
     dim: int
     layout: str  # "companion" | "native"
     colbert_name: str | None = None
+    storage: str = "float16"  # ``_codecs.STORAGES``
+    pool_factor: int = 1
 
 
 def colbert_collection(name: str) -> str:
@@ -180,8 +186,9 @@ def _colbert_schema() -> tuple[Any, Any]:
     return schema, index
 
 
-def _create_one(name: str, schema: Any, index: Any) -> Program:
-    yield call("create_collection", name, schema=schema, consistency_level="Strong")
+def _create_one(name: str, schema: Any, index: Any, properties: dict[str, str] | None = None) -> Program:
+    extra = {"properties": properties} if properties else {}
+    yield call("create_collection", name, schema=schema, consistency_level="Strong", **extra)
     # The collection is empty, so its indexes are built at once: do not wait for them. Waiting asks the
     # server for a timestamp (AllocTimestamp), which milvus-lite does not implement and logs as a traceback.
     # AsyncMilvusClient always waits; on milvus-lite that wait fails once the index exists. One call per
@@ -195,8 +202,13 @@ def _create_one(name: str, schema: Any, index: Any) -> Program:
     yield call("load_collection", name)
 
 
-def create(client: Any, name: str, dim: int, layout: str = "auto") -> Program:
-    """Create the collection(s) for ``name``; returns the ``CollectionInfo``."""
+def create(client: Any, name: str, dim: int, layout: str = "auto", storage: str | None = None,
+           pool_factor: int | None = None) -> Program:
+    """Create the collection(s) for ``name``; returns the ``CollectionInfo``.
+
+    ``storage`` / ``pool_factor``: validated ColBERT settings (``None``: the layout's default), recorded
+    with the main collection.
+    """
     caps = yield from server_caps(client)
     if layout not in LAYOUTS:
         raise ValueError(f"colbert_layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
@@ -206,15 +218,19 @@ def create(client: Any, name: str, dim: int, layout: str = "auto") -> Program:
             f"this is {caps.version}. Use colbert_layout='auto' or 'companion'"
         )
     native = layout == "native" or (layout == "auto" and caps.native_multivector)
+    settings = for_new("native" if native else "companion", storage, pool_factor)
     schema, index = _main_schema(dim, native, caps.is_lite)
+    record = {RECORD_KEY: settings.record()}
     if native:
-        yield from _create_one(name, schema, index)
-        return CollectionInfo(name=name, dim=dim, layout="native")
+        yield from _create_one(name, schema, index, record)
+        return CollectionInfo(name=name, dim=dim, layout="native", storage=settings.storage,
+                              pool_factor=settings.pool_factor)
     companion = colbert_collection(name)
     cschema, cindex = _colbert_schema()
     yield from _create_one(companion, cschema, cindex)
-    yield from _create_one(name, schema, index)
-    return CollectionInfo(name=name, dim=dim, layout="companion", colbert_name=companion)
+    yield from _create_one(name, schema, index, record)
+    return CollectionInfo(name=name, dim=dim, layout="companion", colbert_name=companion,
+                          storage=settings.storage, pool_factor=settings.pool_factor)
 
 
 # ----------------------------------------------------------------------------------------- validate
@@ -249,10 +265,13 @@ def _dim(field: dict) -> int | None:
     return None if dim is None else int(dim)
 
 
-def describe(client: Any, name: str, dim: int | None = None) -> Program:
+def describe(client: Any, name: str, dim: int | None = None, storage: str | None = None,
+             pool_factor: int | None = None) -> Program:
     """Validate an existing collection; returns its ``CollectionInfo`` or raises ``SchemaMismatchError``.
 
     ``dim``: the encoder's dimension, when known (ingest); searches check the query's dimension.
+    ``storage`` / ``pool_factor``: ColBERT settings a caller asked for (``None``: whatever is recorded);
+    a difference from the recorded ones raises ``SchemaMismatchError`` saying what differs.
     """
     desc = yield call("describe_collection", name)
     fields = _fields(desc)
@@ -265,6 +284,8 @@ def describe(client: Any, name: str, dim: int | None = None) -> Program:
         problems.append(f"field {DENSE!r} has dimension {stored_dim}, the encoder gives {dim}")
     struct_names = {s.get("name") for s in desc.get("struct_fields", []) or []}
     native = COLBERT_STRUCT in struct_names or COLBERT_STRUCT in fields
+    settings, record_problems = parse_record(name, desc.get("properties"), "native" if native else "companion")
+    problems += record_problems
     info: CollectionInfo | None = None
     if not problems:
         try:
@@ -276,7 +297,8 @@ def describe(client: Any, name: str, dim: int | None = None) -> Program:
         except Exception:  # engines that cannot describe indexes: skip this check
             pass
     if not problems and native:
-        info = CollectionInfo(name=name, dim=stored_dim or 0, layout="native")
+        info = CollectionInfo(name=name, dim=stored_dim or 0, layout="native", storage=settings.storage,
+                              pool_factor=settings.pool_factor)
     elif not problems:
         companion = colbert_collection(name)
         if not (yield from exists(companion)):
@@ -286,7 +308,8 @@ def describe(client: Any, name: str, dim: int | None = None) -> Program:
             cfields = _fields(cdesc)
             problems += [f"{companion!r}: {p}" for p in _check_fields(companion, cfields, _COLBERT_TYPES)]
             if not problems:
-                info = CollectionInfo(name=name, dim=stored_dim or 0, layout="companion", colbert_name=companion)
+                info = CollectionInfo(name=name, dim=stored_dim or 0, layout="companion", colbert_name=companion,
+                                      storage=settings.storage, pool_factor=settings.pool_factor)
     if problems:
         raise SchemaMismatchError(
             f"collection {name!r} exists but is not an m3_integrations BGE-M3 collection of the expected shape: "
@@ -295,6 +318,9 @@ def describe(client: Any, name: str, dim: int | None = None) -> Program:
             "or use another collection_name."
         )
     assert info is not None
+    differ = mismatches(name, ColbertSettings(info.storage, info.pool_factor), storage, pool_factor)
+    if differ:
+        raise SchemaMismatchError(differ)
     return info
 
 

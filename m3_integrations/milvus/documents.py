@@ -12,6 +12,7 @@ import numpy as np
 
 from .._ingest import Document, nonempty_documents, point_id, run_ingest
 from ..encoder.types import M3Output
+from ._codecs import check_native, for_new, requested
 from ._colbert import MAX_QUERY_ROWS, companion_rows, generation, native_value
 from ._driver import Program, call, check_async_client, check_sync_client, run_any, run_async, run_sync
 from ._filters import and_expr, in_list, to_expr
@@ -107,7 +108,7 @@ def write_program(info: CollectionInfo, batch: list[Document], output: M3Output)
         pending: list[dict[str, Any]] = []
         size = 0
         for row, i in zip(rows, range(len(batch)), strict=True):
-            for crow in companion_rows(row[PK], row[GEN], output.colbert[i]):
+            for crow in companion_rows(row[PK], row[GEN], output.colbert[i], info.storage):
                 pending.append(crow)
                 size += len(crow["blob"])
                 if size >= MAX_WRITE_BYTES:
@@ -126,14 +127,15 @@ def write_program(info: CollectionInfo, batch: list[Document], output: M3Output)
             yield call("delete", info.colbert_name, filter=in_list(PK, stale))
 
 
-def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: str) -> Program:
+def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: str,
+                    settings: tuple[str | None, int | None] = (None, None)) -> Program:
     if recreate:
         yield from drop(client, name)
     if (yield from exists(name)):
-        info = yield from describe(client, name, dim)
+        info = yield from describe(client, name, dim, *settings)
     else:
         yield from drop(client, name)  # an orphan companion collection, if any
-        info = yield from create(client, name, dim, layout)
+        info = yield from create(client, name, dim, layout, *settings)
     yield call("load_collection", name)
     if info.colbert_name:
         yield call("load_collection", info.colbert_name)
@@ -141,22 +143,52 @@ def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: st
     return info
 
 
-def _validate_program(client: Any, name: str, dim: int) -> Program:
-    """Fail early (before encoding anything) when an existing collection is incompatible."""
-    if (yield from exists(name)):
-        yield from describe(client, name, dim)
+def _validate_program(client: Any, name: str, dim: int, recreate: bool, layout: str,
+                      settings: tuple[str | None, int | None]) -> Program:
+    """Fail early (before encoding anything) when an existing collection is incompatible or a setting
+    cannot be stored; returns the ColBERT pool factor the documents get (the collection's, if it exists)."""
+    if not recreate and (yield from exists(name)):
+        return (yield from describe(client, name, dim, *settings)).pool_factor
+    native = layout == "native" or (layout == "auto" and (yield from server_caps(client)).native_multivector)
+    return for_new("native" if native else "companion", *settings).pool_factor
+
+
+def _pooled_encode(encoder: Any, pool_factor: int) -> Any:
+    """``encoder.encode_documents``, with the documents' ColBERT rows pooled when ``pool_factor > 1``."""
+    if pool_factor == 1:
+        return encoder.encode_documents
+    from ..encoder.pooling import pool_output
+
+    device = getattr(encoder, "device", None)
+    device = device if type(device).__name__ == "device" else None  # a local encoder's torch device
+
+    def encode(texts: list[str]) -> M3Output:
+        return pool_output(encoder.encode_documents(texts), pool_factor, device=device)
+
+    return encode
+
+
+def _check_settings(colbert_layout: str, colbert_storage: Any, colbert_pool_factor: Any
+                    ) -> tuple[str | None, int | None]:
+    settings = requested(colbert_storage, colbert_pool_factor)
+    if colbert_layout == "native" and settings[0] is not None:
+        check_native(settings[0])
+    return settings
 
 
 class _Writer:
     """Creates / recreates the collection on the first batch (never before the input is known non-empty)."""
 
-    def __init__(self, client: Any, name: str, dim: int, recreate: bool, layout: str) -> None:
+    def __init__(self, client: Any, name: str, dim: int, recreate: bool, layout: str,
+                 settings: tuple[str | None, int | None] = (None, None)) -> None:
         self.client, self.name, self.dim, self.recreate, self.layout = client, name, dim, recreate, layout
+        self.settings = settings
         self.info: CollectionInfo | None = None
 
     def program(self, batch: list[Document], output: M3Output) -> Program:
         if self.info is None:
-            self.info = yield from _ensure_program(self.client, self.name, self.dim, self.recreate, self.layout)
+            self.info = yield from _ensure_program(self.client, self.name, self.dim, self.recreate, self.layout,
+                                                   self.settings)
         yield from write_program(self.info, batch, output)
 
     def unchanged(self, batch: list[Document]) -> Program:
@@ -165,7 +197,8 @@ class _Writer:
         if self.info is None:
             if not (yield from exists(self.name)):
                 return set()
-            self.info = yield from _ensure_program(self.client, self.name, self.dim, False, self.layout)
+            self.info = yield from _ensure_program(self.client, self.name, self.dim, False, self.layout,
+                                                   self.settings)
         pks = [point_id(doc) for doc in batch]
         found = yield call("query", self.name, filter=in_list(PK, pks), output_fields=[PK, DOC_ID, TEXT, METADATA],
                            limit=len(pks))
@@ -199,6 +232,8 @@ def upsert_documents(
     recreate: bool = False,
     skip_unchanged: bool = True,
     colbert_layout: str = "auto",
+    colbert_storage: str | None = None,
+    colbert_pool_factor: int | None = None,
 ) -> list[str]:
     """Encode documents with BGE-M3 and upsert dense, sparse and ColBERT vectors into Milvus.
 
@@ -216,6 +251,15 @@ def upsert_documents(
             re-encodes everything (e.g. after changing the model).
         colbert_layout: ``"auto"`` (native Array-of-Structs on Milvus >= 2.6.4, else companion),
             ``"companion"`` or ``"native"``; used only when the collection is created.
+        colbert_storage: how ColBERT rows are stored: ``"float32"``, ``"float16"`` (the companion
+            default), ``"8bit"`` or ``"4bit"`` (scalar codes, decoded before the exact MaxSim; 2x / 4x
+            smaller than float16, see docs/benchmarks.md for the score error). The native layout stores
+            ``"float32"`` only. ``None``: the existing collection's setting, or the default for a new one.
+        colbert_pool_factor: ColBERT token pooling at ingest (documents only): each document keeps
+            ``rows // factor`` mean-pooled rows; 1 = off (the default for a new collection). Recorded
+            with the collection; queries need no flag. ``None``: the collection's setting.
+            Both settings are recorded when the collection is created; asking an existing collection
+            for other ones raises ``SchemaMismatchError`` (stored rows are never re-interpreted).
 
     Returns:
         Each input document's key (the user's id, or the id derived from the text), in input order, one
@@ -229,12 +273,12 @@ def upsert_documents(
     docs = nonempty_documents(docs)
     if docs is None:
         return []  # an empty batch is a no-op: nothing is created, recreated or written
-    if not recreate:
-        run_sync(client, _validate_program(client, name, encoder.dim))
-    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout)
+    settings = _check_settings(colbert_layout, colbert_storage, colbert_pool_factor)
+    pool_factor = run_sync(client, _validate_program(client, name, encoder.dim, recreate, colbert_layout, settings))
+    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout, settings)
     try:
         return run_ingest(
-            docs, encoder.encode_documents, lambda batch, out: run_sync(client, writer.program(batch, out)),
+            docs, _pooled_encode(encoder, pool_factor), lambda batch, out: run_sync(client, writer.program(batch, out)),
             batch_size=batch_size, show_progress=show_progress, transient=_transient(),
             unchanged=(lambda batch: run_sync(client, writer.unchanged(batch))) if skip_unchanged and not recreate
             else None,
@@ -254,6 +298,8 @@ async def aupsert_documents(
     recreate: bool = False,
     skip_unchanged: bool = True,
     colbert_layout: str = "auto",
+    colbert_storage: str | None = None,
+    colbert_pool_factor: int | None = None,
 ) -> list[str]:
     """``upsert_documents`` over a ``pymilvus.AsyncMilvusClient`` (a ``MilvusClient`` works too).
 
@@ -265,9 +311,10 @@ async def aupsert_documents(
     docs = nonempty_documents(docs)
     if docs is None:
         return []
-    if not recreate:
-        await run_async(client, _validate_program(client, name, encoder.dim))
-    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout)
+    settings = _check_settings(colbert_layout, colbert_storage, colbert_pool_factor)
+    pool_factor = await run_async(client, _validate_program(client, name, encoder.dim, recreate, colbert_layout,
+                                                            settings))
+    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout, settings)
     loop = asyncio.get_running_loop()
 
     def write(batch: list[Document], output: M3Output) -> None:
@@ -278,7 +325,7 @@ async def aupsert_documents(
 
     try:
         return await asyncio.to_thread(
-            run_ingest, docs, encoder.encode_documents, write,
+            run_ingest, docs, _pooled_encode(encoder, pool_factor), write,
             batch_size=batch_size, show_progress=show_progress, transient=_transient(),
             unchanged=unchanged if skip_unchanged and not recreate else None,
         )
