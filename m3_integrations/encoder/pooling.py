@@ -13,9 +13,12 @@ Pool documents only, never queries: the query side of MaxSim needs every query t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where pooling runs: the store schemas use check_pool_factor without it
+    import torch
 
 from .types import M3Output
 
@@ -45,6 +48,8 @@ def pool_colbert(colbert: Sequence[np.ndarray], pool_factor: int, *,
     pool_factor = check_pool_factor(pool_factor)
     if pool_factor == 1:
         return list(colbert)
+    import torch
+
     device = torch.device(device) if device is not None else torch.device("cpu")
     out: list[np.ndarray | None] = [None] * len(colbert)
     lengths = [len(m) for m in colbert]
@@ -74,6 +79,8 @@ def pool_output(output: M3Output, pool_factor: int, *, device: str | torch.devic
 
 
 def _pool_group(matrices: list[np.ndarray], pool_factor: int, device: torch.device) -> list[np.ndarray]:
+    import torch
+
     batch, dim = len(matrices), matrices[0].shape[1] if matrices[0].ndim == 2 else 0
     n = max(len(m) for m in matrices)
     if n <= 1:
