@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from m3_integrations import weighted_score
-from m3_integrations.files import chunk_text
 from m3_integrations.cli import main
+from m3_integrations.files import chunk_text
 from m3_integrations.qdrant import Condition, QdrantEdgeStore, count_documents, delete_documents, get_documents
 
 REPO = Path(__file__).resolve().parents[1]
