@@ -100,7 +100,9 @@ def check_metadata(metadata: Mapping[str, Any], where: str) -> None:
             if not math.isfinite(value):
                 raise ValueError(f"{where} metadata{path} is {value!r}: metadata numbers must be finite (JSON, and "
                                  "so the databases, has no NaN or Infinity); store None or leave the key out")
-        elif value is None or isinstance(value, (str, int)):  # bool is an int
+        elif isinstance(value, str):
+            check_text(value, f"{where} metadata{path}")
+        elif value is None or isinstance(value, int):  # bool is an int
             pass
         elif isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
@@ -110,6 +112,7 @@ def check_metadata(metadata: Mapping[str, Any], where: str) -> None:
                 if not isinstance(key, str):
                     raise TypeError(f"{where} metadata{path} has the key {key!r} ({type(key).__name__}); "
                                     "metadata keys must be strings")
+                check_text(key, f"{where} metadata{path} key {key!r}")
                 walk(item, f"{path}[{key!r}]")
         else:
             hint = " (use a sorted list)" if isinstance(value, (set, frozenset)) else (

@@ -70,6 +70,10 @@ _FILTER_PROBLEM = re.compile(r"expr|pars|column \d+", re.IGNORECASE)
 def _filter_error(step: Call, exc: Exception) -> Exception:
     """A ``FilterError`` (server message + filter text) for a call whose ``filter=`` the engine could not parse."""
     expression = step.kwargs.get("filter")
+    if not expression:  # hybrid_search: the filter is in its search requests
+        requests = step.kwargs.get("reqs", step.args[1] if len(step.args) > 1 else None)
+        if isinstance(requests, (list, tuple)):
+            expression = next((r.expr for r in requests if getattr(r, "expr", None)), None)
     if not expression or type(exc).__name__ != "MilvusException":
         return exc
     message = str(getattr(exc, "message", "") or exc)
