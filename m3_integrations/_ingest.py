@@ -86,6 +86,8 @@ def to_document(item: Any, index: int) -> Document:
         raise TypeError(f"docs[{index}] text is {type(doc.text).__name__}, expected str")
     where = f"docs[{index}]" if doc.id is None else f"docs[{index}] (id {doc.id!r})"
     check_text(doc.text, f"{where} text")
+    if doc.id is not None:
+        check_text(doc.id, f"docs[{index}] id")
     if not isinstance(doc.metadata, Mapping):
         raise TypeError(f"{where} metadata must be a mapping, got {type(doc.metadata).__name__}")
     check_metadata(doc.metadata, where)

@@ -14,6 +14,11 @@ def lone_surrogate(text: str) -> tuple[int, str] | None:
     return None if match is None else (match.start(), f"U+{ord(match.group()):04X}")
 
 
+def replace_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (one character for one: offsets stay valid)."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def check_text(text: str, where: str) -> None:
     """Raise ``ValueError`` naming ``where`` (e.g. ``"docs[3] (id 'a')"``), the position and the code point of a
     lone surrogate in ``text``."""

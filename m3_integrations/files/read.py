@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+from .._text import lone_surrogate, replace_lone_surrogates
 from . import documents
 from ._types import InputError, Record, SourceFile
 from .records import read_record_file
@@ -30,11 +32,43 @@ def read_records(file: SourceFile, text_field: str = "text") -> tuple[list[Recor
     suffix = file.path.suffix.lower()
     try:
         if suffix in RECORD_FILES:
-            return read_record_file(file, text_field)
+            return _valid_unicode(*read_record_file(file, text_field), per_record=True)
         reader = READERS.get(suffix, read_text)
-        return reader(file), []
+        return _valid_unicode(reader(file), [], per_record=False)
     except OSError as exc:
         raise InputError(f"{file.path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _valid_unicode(records: list[Record], notes: list[str], *, per_record: bool) -> tuple[list[Record], list[str]]:
+    """Records whose text, id and metadata the stores can take: a record (of a record file) whose text or id
+    has a lone surrogate (e.g. a ``"\\ud800"`` JSON escape) is skipped, a document's lone surrogates become
+    U+FFFD; a metadata field with a lone surrogate or a non-finite number is left out. Each case is noted."""
+    kept = []
+    for record in records:
+        where = f"record {record.record}" if record.record is not None else "the text"
+        found = lone_surrogate(record.text) or lone_surrogate(record.doc_id)
+        if found is not None:
+            position, code_point = found
+            part = "text" if lone_surrogate(record.text) else "id"
+            if per_record:
+                notes.append(f"{where} skipped: its {part} has a lone surrogate {code_point} at character "
+                             f"{position} (not valid Unicode)")
+                continue
+            record.text = replace_lone_surrogates(record.text)  # one character for one: sections stay valid
+            record.doc_id = replace_lone_surrogates(record.doc_id)
+            notes.append(f"lone surrogate(s) in the {part} (first: {code_point} at character {position}) "
+                         "replaced by U+FFFD")
+        for key, value in list(record.metadata.items()):
+            if isinstance(value, float) and not math.isfinite(value):
+                problem = f"is {value!r} (metadata numbers must be finite)"
+            elif isinstance(value, str) and lone_surrogate(value) is not None:
+                problem = f"has a lone surrogate {lone_surrogate(value)[1]}"
+            else:
+                continue
+            del record.metadata[key]
+            notes.append(f"{where}: field {key!r} {problem}; the field is not stored")
+        kept.append(record)
+    return kept, notes
 
 
 def file_hash(path: Path, settings: str) -> str:
