@@ -113,7 +113,7 @@ def open_client(store: str, db: Path, url: str | None, api_key: str | None = Non
         try:
             client = _qdrant_client(url, api_key)
         except Exception as exc:
-            raise CLIError(f"cannot reach the Qdrant server at {url}: {_first_line(exc)}") from None
+            raise CLIError(_unreachable(f"the Qdrant server at {url}", exc)) from None
         return client
     # milvus: a server URL, or a milvus-lite file inside the index directory
     uri = url or str(db / "milvus.db")
@@ -123,7 +123,7 @@ def open_client(store: str, db: Path, url: str | None, api_key: str | None = Non
         return _milvus_client(uri, api_key if url else None)
     except Exception as exc:
         what = f"the Milvus server at {url}" if url else f"the milvus-lite file {uri}"
-        raise CLIError(f"cannot reach {what}: {_first_line(exc)}") from None
+        raise CLIError(_unreachable(what, exc)) from None
 
 
 def _qdrant_client(url: str, api_key: str | None = None) -> Any:
@@ -168,6 +168,13 @@ def list_collections(client: Any) -> list[str] | None:
         except Exception:
             return None
     return None
+
+
+def _unreachable(what: str, exc: BaseException) -> str:
+    text = _first_line(exc)
+    if text.lower().startswith("cannot reach") and ": " in text:  # the adapter's connect() said it already
+        text = text.split(": ", 1)[1]
+    return f"cannot reach {what}: {text}"
 
 
 def _first_line(exc: BaseException) -> str:
