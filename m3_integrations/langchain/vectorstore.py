@@ -54,7 +54,8 @@ class M3VectorStore(VectorStore):
             ``M3HybridRetriever`` (hybrid weighted fusion inside the database by default); each search call
             may override them.
         batch_size: documents per encode + write batch in ``add_*``.
-        store_kwargs: more keywords for every store-function call (e.g. ``schema=QdrantSchema(...)``).
+        store_kwargs: more keywords for the store functions: ``schema=QdrantSchema(...)`` (Qdrant names), or
+            ``fields=MilvusFields(...)`` to search a Milvus collection made elsewhere (search only).
 
     Documents added without an id get a deterministic one: from their text, and from their metadata too when
     they have some (two documents with the same text and different metadata are two documents; adding the
@@ -251,6 +252,10 @@ class M3VectorStore(VectorStore):
         """The store keywords the read / delete functions take (the schema; not the write-only ones)."""
         return {key: value for key, value in self.store_kwargs.items() if key == "schema"}
 
+    def _query_kwargs(self) -> dict[str, Any]:
+        """The store keywords ``hybrid_search`` takes: the schema, or a Milvus collection's ``fields``."""
+        return {key: value for key, value in self.store_kwargs.items() if key in ("schema", "fields")}
+
     # ------------------------------------------------------------------------------------ reading
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Stored documents by id, in the order given (unknown ids are skipped)."""
@@ -284,7 +289,7 @@ class M3VectorStore(VectorStore):
             raise TypeError(f"the query must be a str, got {type(query).__name__}")
         try:
             return self.adapter.hybrid_search(self.client, query or "", self.collection_name, self.encoder,
-                                              query_output=query_output, **args, **self._read_kwargs())
+                                              query_output=query_output, **args, **self._query_kwargs())
         except CollectionNotFoundError:
             return []  # nothing added yet
 
@@ -300,7 +305,7 @@ class M3VectorStore(VectorStore):
         encoder = await asyncio.to_thread(lambda: self.encoder)
         try:
             return await self.adapter.ahybrid_search(self.client, query or "", self.collection_name, encoder,
-                                                     query_output=query_output, **args, **self._read_kwargs())
+                                                     query_output=query_output, **args, **self._query_kwargs())
         except CollectionNotFoundError:
             return []
 

@@ -35,12 +35,13 @@ from .documents import (
     get_documents,
     upsert_documents,
 )
+from .fields import MilvusFields
 from .search import ahybrid_search, hybrid_search
 
 __all__ = [
     "connect",
     "FilterError", "StoreLockedError",
-    "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError",
+    "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError", "MilvusFields",
     "SchemaMismatchError", "acount_documents", "adelete_by_filter", "adelete_documents", "adrop_collection",
     "aget_documents", "ahybrid_search", "aupsert_documents", "count_documents", "delete_by_filter",
     "delete_documents", "drop_collection", "get_documents", "hybrid_search", "to_expr", "upsert_documents",

@@ -57,12 +57,17 @@ def literal(value: Any, *, key: str) -> str:
     )
 
 
-def key_path(key: str) -> str:
-    """``metadata["a"]["b"]`` for the key ``"a.b"``."""
+def key_path(key: str, root: str | None = METADATA_FIELD) -> str:
+    """``metadata["a"]["b"]`` for the key ``"a.b"``; with ``root=None`` (scalar fields of a collection this package
+    did not create) the first segment is a field name: ``a["b"]``."""
     parts = key.split(".")
     if any(not p for p in parts):
         raise ValueError(f"filter key {key!r} has an empty path segment")
-    return METADATA_FIELD + "".join(f"[{quote(p)}]" for p in parts)
+    if root is None:
+        if not parts[0].replace("_", "a").isalnum():
+            raise ValueError(f"filter key {key!r}: {parts[0]!r} is not a Milvus field name")
+        return parts[0] + "".join(f"[{quote(p)}]" for p in parts[1:])
+    return root + "".join(f"[{quote(p)}]" for p in parts)
 
 
 def _number(value: Any, key: str, op: str) -> str:
@@ -78,8 +83,8 @@ def _missing_or(path: str, expr: str, exists: bool) -> str:
     return expr  # servers and milvus-lite 2.5: no `exists`; a missing key makes `K == v` false
 
 
-def _condition(cond: Condition, exists: bool) -> str:
-    path = key_path(cond.key)
+def _condition(cond: Condition, exists: bool, root: str | None = METADATA_FIELD) -> str:
+    path = key_path(cond.key, root)
     op, value = cond.op, cond.value
     if op == "eq":
         return f"{path} == {literal(value, key=cond.key)}"
@@ -98,9 +103,9 @@ def _condition(cond: Condition, exists: bool) -> str:
     return _missing_or(path, "not (" + " or ".join(f"{path} == {v}" for v in values) + ")", exists)
 
 
-def _translate(flt: Any, exists: bool) -> str:
+def _translate(flt: Any, exists: bool, root: str | None = METADATA_FIELD) -> str:
     if isinstance(flt, Condition):
-        return _condition(flt, exists)
+        return _condition(flt, exists, root)
     if isinstance(flt, str) and flt.strip():  # a native expression inside AllOf / AnyOf
         return f"({flt.strip()})"
     if isinstance(flt, (AllOf, AnyOf)):
@@ -108,13 +113,13 @@ def _translate(flt: Any, exists: bool) -> str:
         if not conditions:
             return TRUE_EXPR if isinstance(flt, AllOf) else FALSE_EXPR
         joiner = " and " if isinstance(flt, AllOf) else " or "
-        return "(" + joiner.join(_translate(c, exists) for c in conditions) + ")"
+        return "(" + joiner.join(_translate(c, exists, root) for c in conditions) + ")"
     raise TypeError(
         f"filter must be a Condition, AllOf, AnyOf or a Milvus boolean expression string, got {type(flt).__name__}"
     )
 
 
-def to_expr(query_filter: Any, *, exists: bool = True) -> str:
+def to_expr(query_filter: Any, *, exists: bool = True, root: str | None = METADATA_FIELD) -> str:
     """Translate ``query_filter`` (neutral filter, Milvus expression string or ``None``) to an expression.
 
     Returns ``""`` for no filter. A string is passed through unchanged (it is the caller's native
@@ -125,7 +130,7 @@ def to_expr(query_filter: Any, *, exists: bool = True) -> str:
         return ""
     if isinstance(query_filter, str):
         return query_filter.strip()
-    return _translate(query_filter, exists)
+    return _translate(query_filter, exists, root)
 
 
 def and_expr(*parts: str) -> str:

@@ -49,6 +49,7 @@ from ._schema import (
     filter_expr,
     open_collection,
 )
+from .fields import MilvusFields, foreign_search_program
 
 _BASE_FIELDS = [PK, DOC_ID, TEXT, METADATA, N_TOKENS, GEN]
 _IP = {"metric_type": "IP"}
@@ -247,6 +248,15 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
     return [_hit(c.entity, c.fused, c.scores) for c in ordered[:plan.limit]]
 
 
+def _program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_filter: Any,
+             fields: MilvusFields | None) -> Program:
+    if fields is None:
+        return search_program(client, name, plan, q, query_filter)
+    if not isinstance(fields, MilvusFields):
+        raise TypeError(f"fields must be a MilvusFields, got {type(fields).__name__}")
+    return foreign_search_program(client, name, plan, q, query_filter, fields)
+
+
 def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
              weights: Sequence[float], prefetch_limit: int, query_filter: Any, rrf_k: int,
              query_output: M3Output | None, rescore_limit: int | None = None
@@ -275,6 +285,7 @@ def hybrid_search(
     rrf_k: int = 60,
     rescore_limit: int | None = None,
     query_output: M3Output | None = None,
+    fields: MilvusFields | None = None,
 ) -> list[Hit]:
     """Search a collection written by ``upsert_documents``.
 
@@ -291,6 +302,8 @@ def hybrid_search(
         rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates, the
             best by their weighted dense + sparse score (``None``, the default: every candidate).
         query_output: a precomputed one-row ``M3Output`` of the query (skips the encoder).
+        fields: the field names of a collection this package did not create (``MilvusFields``; see
+            ``m3_integrations.milvus.fields``): dense + sparse, no ColBERT.
 
     Returns:
         Up to ``limit`` hits, best first, with per-mode reference scores in ``Hit.scores``.
@@ -298,9 +311,11 @@ def hybrid_search(
     check_sync_client(client, "hybrid_search")
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
+    if fields is not None:
+        want = (want[0], want[1], False)  # a collection of another making has no ColBERT vectors
     if q is None:
         q = encoder.encode_queries([query], **_encode_kwargs(want))
-    return run_sync(client, search_program(client, collection_name, plan, q, expr))
+    return run_sync(client, _program(client, collection_name, plan, q, expr, fields))
 
 
 async def ahybrid_search(
@@ -318,11 +333,14 @@ async def ahybrid_search(
     rrf_k: int = 60,
     rescore_limit: int | None = None,
     query_output: M3Output | None = None,
+    fields: MilvusFields | None = None,
 ) -> list[Hit]:
     """``hybrid_search`` over a ``pymilvus.AsyncMilvusClient`` (the query encodes in a worker thread)."""
     check_async_client(client, "ahybrid_search")
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
+    if fields is not None:
+        want = (want[0], want[1], False)
     if q is None:
         q = await encoder.aencode_queries([query], **_encode_kwargs(want))
-    return await run_async(client, search_program(client, collection_name, plan, q, expr))
+    return await run_async(client, _program(client, collection_name, plan, q, expr, fields))

@@ -1,0 +1,236 @@
+"""Searching a Milvus collection this package did not create: ``MilvusFields`` names its fields.
+
+A collection made elsewhere (for example like Milvus' BGE-M3 hybrid-search tutorial: a primary key, a ``text``
+VARCHAR, a ``dense_vector`` FLOAT_VECTOR and a ``sparse_vector`` SPARSE_FLOAT_VECTOR, no ColBERT) is searched by
+passing ``fields=MilvusFields(dense="dense_vector", sparse="sparse_vector")`` to ``hybrid_search``:
+
+- ``dense`` / ``sparse``: one Milvus search on that field (metric IP, or COSINE for the dense field).
+- ``hybrid``: the dense top-P and the sparse top-P; a candidate found by only one of them gets its exact score on
+  the other side from one search restricted to those candidates. ``weighted`` fuses
+  ``(w_d * dense + w_s * sparse) / (w_d + w_s)`` (the ColBERT weight is dropped: the collection has no ColBERT
+  vectors), ``rrf`` and ``dbsf`` fuse the two lists as for the package's own collections.
+- ``colbert`` is refused with a clear error.
+
+Hits: ``Hit.id`` is the ``id`` field (default: the primary key), ``Hit.text`` the ``text`` field, and
+``Hit.metadata`` the ``metadata`` JSON field if named, else every other scalar field. A neutral filter's keys are
+those metadata keys (JSON keys, or scalar field names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._errors import CollectionNotFoundError, SchemaMismatchError
+from .._query import Hit, QueryPlan
+from ._driver import Program, call, probe
+from ._filters import quote, to_expr
+from ._schema import server_caps, state
+
+_VECTOR_TYPES = {"FLOAT_VECTOR", "SPARSE_FLOAT_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR", "BINARY_VECTOR",
+                 "INT8_VECTOR"}
+
+
+@dataclass(frozen=True)
+class MilvusFields:
+    """Field names of an existing Milvus collection (one this package did not create).
+
+    Attributes:
+        dense: the FLOAT_VECTOR field of the BGE-M3 dense vectors (indexed with metric IP or COSINE).
+        sparse: the SPARSE_FLOAT_VECTOR field of the BGE-M3 lexical weights (metric IP).
+        text: the VARCHAR field of the text.
+        id: the field returned as ``Hit.id`` (``None``: the primary key).
+        metadata: a JSON field returned as ``Hit.metadata`` and filtered on (``None``: every other scalar field).
+    """
+
+    dense: str = "dense_vector"
+    sparse: str = "sparse_vector"
+    text: str = "text"
+    id: str | None = None
+    metadata: str | None = None
+
+    def __post_init__(self) -> None:
+        for attr in ("dense", "sparse", "text", "id", "metadata"):
+            value = getattr(self, attr)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"MilvusFields.{attr} must be a non-empty field name, got {value!r}")
+        if self.dense == self.sparse:
+            raise ValueError(f"MilvusFields.dense and .sparse must differ, got {self.dense!r} twice")
+
+
+@dataclass(frozen=True)
+class ForeignInfo:
+    """A validated foreign collection: its fields and how to read them."""
+
+    name: str
+    fields: MilvusFields
+    pk: str
+    pk_is_str: bool
+    dim: int
+    dense_metric: str
+    outputs: tuple[str, ...]
+    scalars: tuple[str, ...]  # metadata fields when ``fields.metadata`` is None
+
+
+def _type(field: dict) -> str:
+    value = field.get("type")
+    return getattr(value, "name", str(value))
+
+
+def _metric(client: Any, name: str, field: str) -> Program:
+    """The metric of the index on ``field`` (``None`` if the engine cannot say)."""
+    try:
+        indexes = yield probe("list_indexes", name, field_name=field)
+        for index_name in indexes or [field]:
+            described = yield probe("describe_index", name, index_name=index_name)
+            metric = (described or {}).get("metric_type")
+            if metric:
+                return str(metric).upper()
+    except Exception:  # engines that cannot describe indexes: searches say IP
+        pass
+    return None
+
+
+def open_foreign(client: Any, name: str, fields: MilvusFields) -> Program:
+    """Validate a foreign collection against ``fields`` and load it (once per client)."""
+    cache = state(client).ready
+    key = (name, fields)
+    info = cache.get(key)
+    if info is not None:
+        return info
+    existing = yield call("list_collections")
+    if name not in existing:
+        raise CollectionNotFoundError(f"collection {name!r} does not exist (collections here: {sorted(existing)})")
+    desc = yield call("describe_collection", name)
+    by_name = {f["name"]: f for f in desc.get("fields", [])}
+    problems = []
+    expected = {fields.dense: "FLOAT_VECTOR", fields.sparse: "SPARSE_FLOAT_VECTOR", fields.text: "VARCHAR"}
+    if fields.metadata is not None:
+        expected[fields.metadata] = "JSON"
+    for field, kind in expected.items():
+        if field not in by_name:
+            problems.append(f"field {field!r} ({kind}) is missing")
+        elif _type(by_name[field]) != kind:
+            problems.append(f"field {field!r} is {_type(by_name[field])}, expected {kind}")
+    primary = [f["name"] for f in desc.get("fields", []) if f.get("is_primary")]
+    if fields.id is not None and fields.id not in by_name:
+        problems.append(f"id field {fields.id!r} is missing")
+    dense_metric = None
+    if not problems:
+        dense_metric = (yield from _metric(client, name, fields.dense)) or "IP"
+        if dense_metric not in ("IP", "COSINE"):
+            problems.append(f"field {fields.dense!r} is indexed with metric {dense_metric}; BGE-M3 dense scores "
+                            "need IP or COSINE")
+        sparse_metric = yield from _metric(client, name, fields.sparse)
+        if sparse_metric not in (None, "IP"):
+            problems.append(f"field {fields.sparse!r} is indexed with metric {sparse_metric}, expected IP")
+    if problems or not primary:
+        problems += [] if primary else ["it has no primary key"]
+        raise SchemaMismatchError(
+            f"collection {name!r} cannot be searched with {fields}: " + "; ".join(problems)
+            + f". Its fields: {', '.join(f'{n} ({_type(f)})' for n, f in by_name.items())}. Nothing was changed.")
+    pk = primary[0]
+    used = {fields.dense, fields.sparse, fields.text, pk, fields.id}
+    scalars = tuple(n for n, f in by_name.items() if n not in used and _type(f) not in _VECTOR_TYPES) \
+        if fields.metadata is None else ()
+    outputs = tuple(dict.fromkeys([pk, fields.id or pk, fields.text, *(
+        [fields.metadata] if fields.metadata else scalars)]))
+    dim = int((by_name[fields.dense].get("params") or {}).get("dim") or 0)
+    yield call("load_collection", name)
+    info = ForeignInfo(name=name, fields=fields, pk=pk, pk_is_str=_type(by_name[pk]) == "VARCHAR", dim=dim,
+                       dense_metric=dense_metric, outputs=outputs, scalars=scalars)
+    cache[key] = info
+    return info
+
+
+def _pk_in(info: ForeignInfo, pks: list[Any]) -> str:
+    values = ", ".join(quote(str(p)) if info.pk_is_str else str(int(p)) for p in pks)
+    return f"{info.pk} in [{values}]"
+
+
+def _hit(info: ForeignInfo, entity: dict[str, Any], score: float, scores: dict[str, float]) -> Hit:
+    f = info.fields
+    metadata = dict(entity.get(f.metadata) or {}) if f.metadata else {k: entity.get(k) for k in info.scalars}
+    return Hit(id=str(entity.get(f.id or info.pk)), score=float(score), text=entity.get(f.text) or "",
+               metadata=metadata, scores={k: float(v) for k, v in scores.items()})
+
+
+def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, query_filter: Any,
+                           fields: MilvusFields) -> Program:
+    """The search of a foreign collection (see the module docstring)."""
+    from .search import dbsf_normalize  # noqa: PLC0415 (search imports this module)
+
+    if plan.mode == "colbert":
+        raise ValueError(f"mode='colbert' needs ColBERT vectors, which collection {name!r} (searched with "
+                         f"MilvusFields) does not have; use mode='hybrid' (dense + sparse), 'dense' or 'sparse'")
+    info = yield from open_foreign(client, name, fields)
+    caps = yield from server_caps(client)
+    # scalar fields always exist: `exists` (a JSON-key test) applies only to a metadata JSON field
+    expr = to_expr(query_filter, exists=caps.json_exists and fields.metadata is not None, root=fields.metadata)
+    qd = None if q.dense is None else np.asarray(q.dense[0], dtype=np.float32)
+    if qd is not None and info.dim and qd.shape != (info.dim,):
+        raise ValueError(f"the query's dense vector has dimension {qd.shape[-1]}; field {fields.dense!r} of "
+                         f"collection {name!r} stores {info.dim}")
+    qs = None if q.sparse is None else {int(t): float(w) for t, w in q.sparse[0].items() if w > 0}
+    params = {"dense": {"metric_type": info.dense_metric}, "sparse": {"metric_type": "IP"}}
+    anns = {"dense": fields.dense, "sparse": fields.sparse}
+    data = {"dense": qd, "sparse": qs}
+    outputs = list(info.outputs)
+
+    def search(mode: str, limit: int, restrict: str = "") -> Program:
+        flt = " and ".join(f"({e})" for e in (expr, restrict) if e)
+        res = yield call("search", name, data=[data[mode]], anns_field=anns[mode], limit=limit, filter=flt,
+                         output_fields=outputs, search_params=params[mode])
+        return [(h.get("id", (h.get("entity") or {}).get(info.pk)), dict(h.get("entity") or {}), float(h["distance"]))
+                for h in res[0]]
+
+    if plan.mode in ("dense", "sparse"):
+        if plan.mode == "sparse" and not qs:
+            return []
+        found = yield from search(plan.mode, plan.limit)
+        return [_hit(info, ent, score, {plan.mode: score}) for _, ent, score in found]
+
+    w_d, w_s, _ = plan.weights
+    modes = ["dense"] + (["sparse"] if qs else [])
+    entities: dict[Any, dict] = {}
+    scores: dict[Any, dict[str, float]] = {}
+    lists: dict[str, list[Any]] = {}
+    for mode in modes:
+        found = yield from search(mode, plan.prefetch_limit)
+        lists[mode] = [pk for pk, _, _ in found]
+        for pk, ent, score in found:
+            entities.setdefault(pk, ent)
+            scores.setdefault(pk, {})[mode] = score
+    if not entities:
+        return []
+    for mode in ("dense", "sparse"):  # exact scores of the candidates the other list did not find
+        missing = [pk for pk in entities if mode not in scores[pk]]
+        if missing and mode in modes:
+            for pk, _, score in (yield from search(mode, len(missing), _pk_in(info, missing))):
+                if pk in scores:
+                    scores[pk][mode] = score
+        for pk in missing:
+            scores[pk].setdefault(mode, 0.0)  # sparse: no shared token with the query
+    fused: dict[Any, float] = {}
+    if plan.fusion == "weighted":
+        if w_d + w_s <= 0:
+            raise ValueError(f"weights {plan.weights} give dense and sparse no weight, and collection {name!r} has "
+                             "no ColBERT vectors")
+        for pk, s in scores.items():
+            fused[pk] = (w_d * s["dense"] + w_s * s["sparse"]) / (w_d + w_s)
+    else:
+        weight = {"dense": w_d, "sparse": w_s}
+        fused = dict.fromkeys(scores, 0.0)
+        for mode, pks in lists.items():
+            if weight[mode] == 0:
+                continue
+            if plan.fusion == "rrf":
+                for rank, pk in enumerate(pks, start=1):
+                    fused[pk] += weight[mode] / (plan.rrf_k + rank)
+            else:
+                for pk, norm in zip(pks, dbsf_normalize([scores[pk][mode] for pk in pks]), strict=True):
+                    fused[pk] += float(norm)
+    order = sorted(fused, key=lambda pk: (-fused[pk], str(pk)))[: plan.limit]
+    return [_hit(info, entities[pk], fused[pk], scores[pk]) for pk in order]
