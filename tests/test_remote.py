@@ -314,3 +314,108 @@ def test_the_client_side_loads_neither_torch_nor_transformers(service, encoder):
     dense, heavy = json.loads(done.stdout.strip().splitlines()[-1])
     assert heavy == []
     np.testing.assert_allclose(dense, encoder.encode(["hybrid search"]).dense[0], atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _run_cli(argv: list[str]) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from m3_integrations.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def _corpus(root):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "volcano.md").write_text("# Volcanoes\n\nShield volcanoes erupt runny basalt lava.\n", encoding="utf-8")
+    (root / "tides.txt").write_text("Tides follow the moon and the sun.", encoding="utf-8")
+    (root / "espresso.md").write_text("Espresso needs finely ground coffee and nine bars.", encoding="utf-8")
+    return root
+
+
+def test_cli_index_and_search_through_the_service(service, tiny_model_dir, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("M3_ENCODER_API_KEY", KEY)
+    monkeypatch.delenv("M3_ENCODER_URL", raising=False)
+    corpus = _corpus(tmp_path / "docs")
+    chunk = ["--chunk-tokens", "40", "--chunk-overlap", "8"]
+    code, out, err = _run_cli(["index", corpus, "--db", tmp_path / "remote", "--encoder-url", service.url, *chunk])
+    assert code == 0, err
+    code, _, err = _run_cli(["index", corpus, "--db", tmp_path / "local", "--model", tiny_model_dir, *chunk])
+    assert code == 0, err
+    recorded = json.loads((tmp_path / "remote" / "m3.json").read_text())
+    assert json.dumps(recorded).count(str(tiny_model_dir)) >= 1  # the service's model is the index's model
+    query = "Espresso needs finely ground coffee and nine bars."
+    monkeypatch.setenv("M3_ENCODER_URL", service.url)  # search: the service from the environment
+    code, out, err = _run_cli(["search", query, "--db", tmp_path / "remote", "--json", "-k", "3"])
+    assert code == 0, err
+    monkeypatch.delenv("M3_ENCODER_URL")
+    code, local_out, err = _run_cli(["search", query, "--db", tmp_path / "local", "--json", "-k", "3"])
+    assert code == 0, err
+    got, want = json.loads(out), json.loads(local_out)
+    assert [h["text"] for h in got] == [h["text"] for h in want] and got[0]["source"].endswith("espresso.md")
+    assert [h["score"] for h in got] == pytest.approx([h["score"] for h in want], abs=1e-5)
+    code, out, err = _run_cli(["encode", "hybrid search", "--json", "--encoder-url", service.url])
+    assert code == 0, err
+    np.testing.assert_allclose(json.loads(out)[0]["dense"], RemoteEncoder(service.url).encode(
+        ["hybrid search"]).dense[0], atol=1e-6)
+
+
+def test_cli_encoder_url_errors_are_one_line(service, tmp_path, monkeypatch):
+    monkeypatch.setenv("M3_ENCODER_API_KEY", "wrong-key")
+    corpus = _corpus(tmp_path / "docs")
+    code, out, err = _run_cli(["index", corpus, "--db", tmp_path / "db", "--encoder-url", service.url.replace(
+        "127.0.0.1", "localhost") + "/"])
+    assert code == 1 and "invalid API key" in err and "wrong-key" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "db").exists()  # nothing stored
+    monkeypatch.setenv("M3_ENCODER_API_KEY", KEY)
+    code, out, err = _run_cli(["index", corpus, "--db", tmp_path / "db", "--encoder-url", service.url,
+                               "--model", "BAAI/bge-m3"])
+    assert code == 1 and "serves model" in err and "not 'BAAI/bge-m3'" in err
+
+
+def test_m3_serve_command(tiny_model_dir, encoder):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MY_SERVE_KEY": "cli-key-123"}
+    proc = subprocess.Popen([sys.executable, "-m", "m3_integrations.cli", "serve", "--model", str(tiny_model_dir),
+                             "--device", "cpu", "--port", str(port), "--api-key-env", "MY_SERVE_KEY",
+                             "--max-batch-tokens", "4096", "--log-level", "warning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.2)
+        remote = RemoteEncoder(url, api_key="cli-key-123")
+        assert remote.info["max_batch_tokens"] == 4096 and remote.info["auth"] is True
+        assert_same(remote.encode(TEXTS), encoder.encode(TEXTS))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) in (0, -signal.SIGTERM)
+        err = proc.stderr.read()
+        assert f"on http://127.0.0.1:{port} with an API key" in err and "cli-key-123" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    missing = subprocess.run([sys.executable, "-m", "m3_integrations.cli", "serve", "--api-key-env", "NOPE_UNSET"],
+                             capture_output=True, text=True, env={**env, "NOPE_UNSET": ""}, timeout=120)
+    assert missing.returncode == 1 and "NOPE_UNSET is not set" in missing.stderr

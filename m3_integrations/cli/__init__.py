@@ -4,6 +4,7 @@
     m3 search "QUERY" [-k K] [--mode M] [--fusion F] [--weights d,s,c] [--json]
     m3 eval --queries FILE --qrels FILE [--grid]
     m3 info
+    m3 serve [--model M] [--host 127.0.0.1] [--port 8080] [--max-batch-tokens N] [--api-key-env VAR]
 
 The default index is embedded (Qdrant Edge under ``./.m3``): no server is needed. ``--url`` points the
 same commands at a Qdrant or Milvus server. See docs/cli.md.
@@ -21,10 +22,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import encode, eval, index, info, search
+from . import encode, eval, index, info, search, serve
 from ._common import Parser, common_options, redact
 
-COMMANDS = (index, search, eval, encode, info)
+COMMANDS = (index, search, eval, encode, info, serve)
 
 logger = logging.getLogger("m3_integrations.cli")
 

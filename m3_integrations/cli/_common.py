@@ -90,9 +90,39 @@ def parse_where(items: Sequence[str] | None) -> Any:
     return conditions[0] if len(conditions) == 1 else AllOf(tuple(conditions))
 
 
-def load_encoder(model: str, device: str | None, dtype: str | None):
+def encoder_url(args: argparse.Namespace) -> str | None:
+    """The ``m3 serve`` service to encode with: ``--encoder-url``, else ``$M3_ENCODER_URL``, else ``None``."""
+    return getattr(args, "encoder_url", None) or os.environ.get("M3_ENCODER_URL") or None
+
+
+_REMOTES: dict[str, Any] = {}
+
+
+def remote_encoder(url: str):
+    """One ``RemoteEncoder`` per service URL (its key from ``$M3_ENCODER_API_KEY``, never shown)."""
+    if url not in _REMOTES:
+        from ..remote import RemoteEncoder, RemoteEncoderError
+
+        add_secret(os.environ.get("M3_ENCODER_API_KEY", ""))
+        try:
+            _REMOTES[url] = RemoteEncoder(url)
+        except (RemoteEncoderError, PermissionError, ValueError) as exc:
+            raise CLIError(f"encoder service {url}: {exc}") from None
+    return _REMOTES[url]
+
+
+def load_encoder(model: str | None, device: str | None, dtype: str | None, url: str | None = None):
+    """The encoder: the ``m3 serve`` service at ``url`` when given (it must serve ``model``), else ``model``
+    loaded here (``None``: the default model)."""
+    if url:
+        encoder = remote_encoder(url)
+        if model is not None and encoder.model_name != model:
+            raise CLIError(f"the encoder service at {url} serves model {encoder.model_name!r}, not {model!r}; "
+                           "point --encoder-url at a service of that model (or leave out --model)")
+        return encoder
     from ..encoder import M3Encoder
 
+    model = model or default_model()
     try:
         from transformers.utils import logging as hf_logging
 
@@ -221,10 +251,12 @@ def resolve_target(args: argparse.Namespace, *, for_index: bool) -> Target:
                   has_config=has_config, api_key=resolve_secret(args, store, url))
 
 
-def model_for(target: Target, requested: str | None) -> str:
+def model_for(target: Target, requested: str | None, url: str | None = None) -> str:
+    """The model of a command: ``requested``, else the one the collection was indexed with, else the encoder
+    service's (``url``), else the default."""
     recorded = target.settings.get("model")
     if requested is None:
-        return recorded or default_model()
+        return recorded or (remote_encoder(url).model_name if url else default_model())
     model = normalise_model(requested)
     if recorded and model != recorded:
         raise CLIError(f"collection {target.collection!r} in {target.db} was indexed with model {recorded!r}, not "
@@ -232,8 +264,12 @@ def model_for(target: Target, requested: str | None) -> str:
     return model
 
 
-def check_model(model: str) -> None:
-    """Fail early (before any store is touched) on a model that cannot be found; downloads a hub model."""
+def check_model(model: str, url: str | None = None) -> None:
+    """Fail early (before any store is touched) on a model that cannot be found; downloads a hub model.
+    With an encoder service (``url``): that it answers and serves ``model``."""
+    if url:
+        load_encoder(model, None, None, url)
+        return
     from ..encoder._loading import resolve_model_dir
 
     resolve_model_dir(model)
@@ -269,7 +305,7 @@ def open_searchable(args: argparse.Namespace) -> tuple[Target, str, Any, Any]:
     Fails with one clear line, before any model is loaded, when the collection is empty or missing.
     """
     target = resolve_target(args, for_index=False)
-    model = model_for(target, args.model)
+    model = model_for(target, args.model, encoder_url(args))
     module = adapter(target.store)
     client = open_client(target.store, target.db, target.url, target.api_key)
     try:
@@ -324,4 +360,7 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     common.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
                         help="model dtype (default: bfloat16/float16 on GPU, float32 on CPU)")
+    common.add_argument("--encoder-url", default=None, metavar="URL",
+                        help="encode with an 'm3 serve' service instead of loading the model here (default: "
+                             "$M3_ENCODER_URL; its API key from $M3_ENCODER_API_KEY)")
     return common

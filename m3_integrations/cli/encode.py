@@ -6,12 +6,13 @@ import argparse
 import json
 from typing import Any
 
-from ._common import default_model, load_encoder, normalise_model
+from ._common import encoder_url, load_encoder, normalise_model
 
 
 def run(args: argparse.Namespace) -> int:
     """Encode texts and print their dense, sparse and ColBERT outputs (no store involved)."""
-    encoder = load_encoder(normalise_model(args.model or default_model()), args.device, args.dtype)
+    encoder = load_encoder(normalise_model(args.model) if args.model else None, args.device, args.dtype,
+                           encoder_url(args))
     out = encoder.encode(args.texts, max_length=args.max_length)
     rows = []
     for i, text in enumerate(args.texts):

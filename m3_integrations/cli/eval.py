@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ._common import CLIError, load_encoder, note, open_searchable
+from ._common import CLIError, encoder_url, load_encoder, note, open_searchable
 from ._store import close_client
 
 
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     grid = weight_grid(args.grid_step) if args.grid else []
     target, model, module, client = open_searchable(args)
     try:
-        encoder = load_encoder(model, args.device, args.dtype)
+        encoder = load_encoder(model, args.device, args.dtype, encoder_url(args))
         encoded = encoder.encode_queries([queries[q] for q in query_ids])
 
         def search(i: int, setting: Setting) -> list[Any]:

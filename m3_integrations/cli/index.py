@@ -25,6 +25,7 @@ from ._common import (
     check_model,
     count_chunks,
     display_source,
+    encoder_url,
     load_encoder,
     model_for,
     note,
@@ -166,13 +167,14 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"no indexable files in {' '.join(map(str, args.paths))}"
                        + (f" ({len(skipped)} skipped: {skipped[0][1]}, ...)" if skipped else ""))
 
-    model = model_for(target, args.model)
+    model = model_for(target, args.model, encoder_url(args))
     if not target.has_config or target.collection not in target.config.collections:
-        check_model(model)  # a new collection always needs the model: fail before any store is touched
+        # a new collection always needs the model: fail before any store is touched
+        check_model(model, encoder_url(args))
     module = adapter(target.store)
     created = not target.db.exists()
     try:
-        client = open_client(target.store, target.db, target.url, target.api_key)
+        client = open_client(target.store, target.db, target.url, target.api_key, target.wait)
         try:
             summary = _index(args, target, module, client, files, skipped, model, progress, started)
         finally:
@@ -254,8 +256,8 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
             raise CLIError(f"no text to index in the given files ({len(failed)} could not be read, {empty} empty)")
         return _finish(summary, progress, started)
 
-    check_model(model)
-    encoder = load_encoder(model, args.device, args.dtype)
+    check_model(model, encoder_url(args))
+    encoder = load_encoder(model, args.device, args.dtype, encoder_url(args))
     summary["model_loaded"] = True
     tokenizer = encoder.tokenizer.backend_tokenizer
     with progress.phase("chunk", len(plans), "file") as phase:

@@ -7,7 +7,7 @@ import json
 import shutil
 from typing import Any
 
-from ._common import CLIError, display_source, load_encoder, location_of, open_searchable, parse_where
+from ._common import CLIError, display_source, encoder_url, load_encoder, location_of, open_searchable, parse_where
 from ._store import close_client
 
 
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("the query is empty")
     target, model, module, client = open_searchable(args)
     try:
-        encoder = load_encoder(model, args.device, args.dtype)
+        encoder = load_encoder(model, args.device, args.dtype, encoder_url(args))
         hits = module.hybrid_search(client, args.query, collection_name=target.collection, encoder=encoder,
                                     limit=args.k, mode=args.mode, fusion=args.fusion, weights=args.weights,
                                     prefetch_limit=max(args.prefetch_limit, args.k),
