@@ -99,13 +99,14 @@ def build_random_model(
         eos_token_id=2, layer_norm_eps=1e-5, initializer_range=init_std, hidden_act="gelu",
     )
     torch.manual_seed(seed)
-    model = XLMRobertaModel(config, add_pooling_layer=True).eval()  # the real checkpoint carries pooler weights
+    model = XLMRobertaModel(config, add_pooling_layer=False).eval()
     with torch.no_grad():  # a std of ~0.2 keeps a tiny random model's outputs input dependent
         for name, param in model.named_parameters():
             if "LayerNorm" in name:
                 continue
             param.normal_(0.0, init_std)
     model.save_pretrained(str(directory), safe_serialization=True)
+    _add_pooler_weights(directory / "model.safetensors", hidden_size, seed)
     sparse = torch.nn.Linear(hidden_size, 1)
     colbert = torch.nn.Linear(hidden_size, hidden_size)
     with torch.no_grad():
@@ -115,6 +116,17 @@ def build_random_model(
     torch.save(sparse.state_dict(), directory / "sparse_linear.pt")
     torch.save(colbert.state_dict(), directory / "colbert_linear.pt")
     return directory
+
+
+def _add_pooler_weights(weights_file: Path, hidden_size: int, seed: int) -> None:
+    """The real checkpoint carries XLM-R's pooler, which BGE-M3 does not use; so does the random one."""
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(weights_file)
+    generator = torch.Generator().manual_seed(seed + 1)
+    weights["pooler.dense.weight"] = torch.randn(hidden_size, hidden_size, generator=generator) * 0.02
+    weights["pooler.dense.bias"] = torch.zeros(hidden_size)
+    save_file(weights, weights_file, metadata={"format": "pt"})
 
 
 def build_tiny_model(directory: str | Path, *, seed: int = 0) -> Path:

@@ -470,14 +470,14 @@ def test_wrong_dimension_or_layout_is_reported(client, name, encoder):
 
 
 def test_float32_colbert_storage(client, name, encoder, reference):
-    schema = QdrantSchema(colbert_datatype="float32")
+    schema = QdrantSchema(colbert_storage="float32")
     upsert_documents(client, DOCS, name, encoder, schema=schema)
     ref = _ref_scores(encoder, reference, QUERIES[0])
     hits = search(client, QUERIES[0], name, encoder, limit=5, mode="colbert", schema=schema)
     for h in hits:
         assert h.score == pytest.approx(ref[h.id]["colbert"], abs=1e-5)
     with pytest.raises(ValueError, match="uint8"):
-        QdrantSchema(colbert_datatype="uint8")
+        QdrantSchema(colbert_storage="uint8")
 
 
 def test_rerun_encodes_only_new_and_changed_documents(client, name, recording):

@@ -84,7 +84,11 @@ def test_test_latest_script_parses_pytest_failures():
               "implementation FlagEmbedding 1.4.2 cannot be imported with transformers 5.24.0\n"
               "ERROR tests/test_a.py::test_b - ModuleNotFoundError: No module named 'x'\n"
               "ERROR tests/test_a.py::test_c - ModuleNotFoundError: No module named 'x'\n")
+    output += ("____________ ERROR collecting tests/test_cli.py ____________\n"
+               "E   ModuleNotFoundError: No module named 'pypdf'\n"
+               "ERROR tests/test_cli.py\n")
     groups = namespace["failures"](output)
+    assert groups["ModuleNotFoundError: No module named 'pypdf'"] == ["tests/test_cli.py"]
     assert groups["ModuleNotFoundError: No module named 'x'"] == ["tests/test_a.py::test_b", "tests/test_a.py::test_c"]
-    assert len(groups) == 2
+    assert len(groups) == 3
     assert namespace["pins"]("torch==2.13.0+cpu\nFoo_Bar==1.0\n") == {"torch": "2.13.0", "foo-bar": "1.0"}

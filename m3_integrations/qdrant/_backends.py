@@ -13,7 +13,14 @@ from qdrant_client import AsyncQdrantClient, QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from . import _plans
-from ._schema import CollectionInfo, CollectionNotFoundError, QdrantSchema, VectorInfo
+from ._schema import (
+    COLBERT_STORAGES,
+    M3_METADATA_KEY,
+    CollectionInfo,
+    CollectionNotFoundError,
+    QdrantSchema,
+    VectorInfo,
+)
 
 Row = tuple[str, np.ndarray, tuple[list[int], list[float]], np.ndarray, dict[str, Any]]
 """(point id, dense vector, (sparse indices, values), ColBERT rows, payload)."""
@@ -23,7 +30,6 @@ Scored = tuple[Any, float, dict[str, Any] | None]
 
 _DISTANCES = {models.Distance.COSINE: "cosine", models.Distance.DOT: "dot", models.Distance.EUCLID: "euclid",
               models.Distance.MANHATTAN: "manhattan"}
-_DATATYPES = {"float16": models.Datatype.FLOAT16, "float32": models.Datatype.FLOAT32}
 
 SCROLL_PAGE = 256
 
@@ -38,9 +44,10 @@ TRANSIENT_ERRORS = _transient_errors()
 """Errors retried with backoff during ingest (network trouble, timeouts)."""
 
 
-def describe_models(params: models.CollectionParams, points: int | None) -> CollectionInfo:
+def describe_models(config: models.CollectionConfig, points: int | None) -> CollectionInfo:
     """Neutral description of a qdrant-client collection config."""
-    info = CollectionInfo(points=points)
+    params = config.params
+    info = CollectionInfo(points=points, recorded=recorded_settings(getattr(config, "metadata", None)))
     vectors = params.vectors
     if isinstance(vectors, models.VectorParams):
         vectors = {"": vectors}
@@ -52,8 +59,14 @@ def describe_models(params: models.CollectionParams, points: int | None) -> Coll
     return info
 
 
+def recorded_settings(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """What this package recorded in a collection's metadata (empty when nothing was)."""
+    return dict((metadata or {}).get(M3_METADATA_KEY) or {})
+
+
 def create_kwargs(name: str, schema: QdrantSchema, dim: int) -> dict[str, Any]:
-    """``create_collection`` arguments of a BGE-M3 collection."""
+    """``create_collection`` arguments of a BGE-M3 collection (ColBERT rows on disk, in ``colbert_storage``)."""
+    schema = schema.for_new_collection()
     return {
         "collection_name": name,
         "vectors_config": {
@@ -66,10 +79,12 @@ def create_kwargs(name: str, schema: QdrantSchema, dim: int) -> dict[str, Any]:
                 size=dim, distance=models.Distance.COSINE,
                 multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
                 hnsw_config=models.HnswConfigDiff(m=0),  # re-score only: no graph to build or store
-                datatype=_DATATYPES[schema.colbert_datatype],
+                datatype=models.Datatype(COLBERT_STORAGES[schema.colbert_storage]),
+                on_disk=True,
             ),
         },
         "sparse_vectors_config": {schema.sparse: models.SparseVectorParams()},
+        "metadata": {M3_METADATA_KEY: schema.record()},
     }
 
 
@@ -114,7 +129,7 @@ class ClientBackend:
         if not self.client.collection_exists(name):
             raise _not_found(name)
         info = self.client.get_collection(name)
-        return describe_models(info.config.params, info.points_count)
+        return describe_models(info.config, info.points_count)
 
     def create(self, name: str, schema: QdrantSchema, dim: int) -> None:
         self.client.create_collection(**create_kwargs(name, schema, dim))
@@ -178,7 +193,7 @@ class AsyncClientBackend:
         if not await self.client.collection_exists(name):
             raise _not_found(name)
         info = await self.client.get_collection(name)
-        return describe_models(info.config.params, info.points_count)
+        return describe_models(info.config, info.points_count)
 
     async def create(self, name: str, schema: QdrantSchema, dim: int) -> None:
         await self.client.create_collection(**create_kwargs(name, schema, dim))

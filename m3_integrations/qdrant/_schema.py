@@ -3,16 +3,42 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .._errors import CollectionNotFoundError, SchemaMismatchError  # noqa: F401 (re-exported)
+from ..encoder.pooling import check_pool_factor
 
-COLBERT_DATATYPES = ("float16", "float32")
-"""``uint8`` is refused: Qdrant Edge 0.9 casts the float query to uint8 as well (a MaxSim of 0.0 was measured
-where qdrant-client gives the true value), so no mapping back to the reference scale holds on both engines."""
+COLBERT_STORAGES = {"float32": "float32", "float16": "float16", "8bit": "turbo8", "4bit": "turbo4"}
+"""ColBERT storage settings and the Qdrant vector datatype each one maps to (Qdrant >= 1.19, Qdrant Edge >= 0.9:
+TurboQuant codes stored in place of the floats, scored against the float query; no float copy is kept).
+``uint8`` is not offered: Qdrant Edge casts the float query to uint8 as well, so no mapping back to the
+reference scale holds; ``1bit`` neither: Qdrant has no 1-bit storage datatype (binary quantization keeps the
+float originals beside the codes, so it saves no disk)."""
 
+DEFAULT_COLBERT_STORAGE = "4bit"
+"""New collections store ColBERT rows as 4-bit codes: 516 B per row (float16: 2,048), ColBERT score error
+<= 0.004 on the reference scale and the same top-10 (docs/benchmarks.md, "ColBERT storage")."""
 
 DENSE_QUANTIZATIONS = ("int8", None)
+M3_METADATA_KEY = "m3_integrations"
+"""Key of the settings this package records with a collection (Qdrant collection metadata; Edge: a file)."""
+
+
+def check_colbert_storage(storage: object) -> str:
+    """``storage`` if it is a ColBERT storage setting this adapter offers, else a ``ValueError`` naming the options."""
+    if storage in COLBERT_STORAGES:
+        return storage  # type: ignore[return-value]
+    why = {
+        "1bit": "Qdrant has no 1-bit storage datatype (binary quantization keeps the float originals too)",
+        "uint8": "Qdrant Edge casts the float query to uint8 too, so scores leave the reference scale",
+    }.get(storage if isinstance(storage, str) else "", "")
+    raise ValueError(f"colbert_storage={storage!r} is not supported on Qdrant{': ' + why if why else ''}; "
+                     f"choose one of {', '.join(COLBERT_STORAGES)} (default {DEFAULT_COLBERT_STORAGE!r})")
+
+
+def storage_of_datatype(datatype: str) -> str | None:
+    """The ColBERT storage setting of a Qdrant vector datatype (``None``: not one this package writes)."""
+    return next((k for k, v in COLBERT_STORAGES.items() if v == datatype), None)
 
 
 @dataclass(frozen=True)
@@ -22,9 +48,15 @@ class QdrantSchema:
     Attributes:
         dense: name of the dense vector (cosine, size = encoder dim).
         sparse: name of the native sparse vector (token ids -> lexical weights).
-        colbert: name of the ColBERT multivector (MAX_SIM, re-score only: HNSW ``m=0``).
-        colbert_datatype: storage of ColBERT rows: ``float16`` (default: half the memory, scores within
-            ~1e-3 of the reference) or ``float32`` (exact). ``uint8`` is not offered (see ``COLBERT_DATATYPES``).
+        colbert: name of the ColBERT multivector (MAX_SIM, re-score only: HNSW ``m=0``, kept on disk).
+        colbert_storage: how ColBERT rows are stored: ``"4bit"`` (default for new collections), ``"8bit"``,
+            ``"float16"`` or ``"float32"`` (exact); see ``COLBERT_STORAGES``. ``None`` (the default) means: what
+            an existing collection uses, and ``DEFAULT_COLBERT_STORAGE`` for a new one. An explicit value must
+            match an existing collection.
+        colbert_pool_factor: token pooling of documents' ColBERT rows at ingest (``encoder.pooling``): keep
+            ``n_rows // factor`` rows; 1 = off. Recorded with the collection, so queries need no flag; ``None``
+            (the default) means: what the collection records, and 1 for a new one. An explicit value must match
+            an existing collection.
         dense_quantization: ``"int8"`` (default): the dense HNSW search walks int8 scalar-quantized copies
             kept in RAM (~1 KiB per point) and re-scores with the float32 originals, so scores stay exact
             (about twice as fast at 100k points, measured on Qdrant Edge); ``None``: no quantization.
@@ -34,7 +66,8 @@ class QdrantSchema:
     dense: str = "dense"
     sparse: str = "sparse"
     colbert: str = "colbert"
-    colbert_datatype: str = "float16"
+    colbert_storage: str | None = None
+    colbert_pool_factor: int | None = None
     dense_quantization: str | None = "int8"
     text_key: str = "text"
     metadata_key: str = "metadata"
@@ -47,20 +80,25 @@ class QdrantSchema:
                 raise ValueError(f"vector names must be non-empty strings, got {name!r}")
         if len(set(names)) != 3:
             raise ValueError(f"dense, sparse and colbert vector names must differ, got {names}")
-        if self.colbert_datatype == "uint8":
-            raise ValueError(
-                "colbert_datatype='uint8' is not supported: Qdrant Edge casts the float query to uint8 too, "
-                "so MaxSim scores cannot be mapped back to the reference scale; use 'float16' (default) or 'float32'"
-            )
-        if self.colbert_datatype not in COLBERT_DATATYPES:
-            raise ValueError(
-                f"colbert_datatype must be one of {', '.join(COLBERT_DATATYPES)}; got {self.colbert_datatype!r}"
-            )
+        if self.colbert_storage is not None:
+            check_colbert_storage(self.colbert_storage)
+        if self.colbert_pool_factor is not None:
+            check_pool_factor(self.colbert_pool_factor)
         if self.dense_quantization not in DENSE_QUANTIZATIONS:
             raise ValueError(f"dense_quantization must be 'int8' or None; got {self.dense_quantization!r}")
         keys = (self.text_key, self.metadata_key, self.id_key)
         if len(set(keys)) != 3 or not all(isinstance(k, str) and k for k in keys):
             raise ValueError(f"payload keys must be three different non-empty strings, got {keys}")
+
+    def for_new_collection(self) -> QdrantSchema:
+        """The schema with the defaults a new collection gets in place of ``None``."""
+        return replace(self, colbert_storage=self.colbert_storage or DEFAULT_COLBERT_STORAGE,
+                       colbert_pool_factor=self.colbert_pool_factor or 1)
+
+    def record(self) -> dict[str, object]:
+        """The settings recorded with a new collection (``M3_METADATA_KEY``)."""
+        new = self.for_new_collection()
+        return {"colbert_storage": new.colbert_storage, "colbert_pool_factor": new.colbert_pool_factor}
 
 
 DEFAULT_SCHEMA = QdrantSchema()
@@ -83,11 +121,13 @@ class CollectionInfo:
     vectors: dict[str, VectorInfo] = field(default_factory=dict)
     sparse: set[str] = field(default_factory=set)
     points: int | None = None
+    recorded: dict[str, object] = field(default_factory=dict)
+    """What this package recorded when it created the collection (empty for older or foreign collections)."""
 
-    def colbert_datatype(self, schema: QdrantSchema) -> str:
-        """The datatype the ColBERT vector is stored with (``float32`` if unknown)."""
-        info = self.vectors.get(schema.colbert)
-        return info.datatype if info is not None else schema.colbert_datatype
+    @property
+    def colbert_pool_factor(self) -> int:
+        """The pool factor documents were stored with (1 when none was recorded)."""
+        return int(self.recorded.get("colbert_pool_factor") or 1)
 
 
 def check_collection_name(name: str) -> str:
@@ -123,9 +163,17 @@ def problems(info: CollectionInfo, schema: QdrantSchema, dim: int | None) -> lis
             found.append(f"vector {schema.colbert!r} is not a MAX_SIM multivector")
         if colbert.distance != "cosine":
             found.append(f"ColBERT multivector {schema.colbert!r} uses {colbert.distance} distance, expected cosine")
-        if colbert.datatype not in COLBERT_DATATYPES:
+        storage = storage_of_datatype(colbert.datatype)
+        if storage is None:
             found.append(f"ColBERT multivector {schema.colbert!r} is stored as {colbert.datatype}, "
-                         f"expected one of {', '.join(COLBERT_DATATYPES)}")
+                         f"expected one of {', '.join(COLBERT_STORAGES.values())}")
+        elif schema.colbert_storage is not None and storage != schema.colbert_storage:
+            found.append(f"ColBERT rows are stored as {storage!r}, the schema asks for "
+                         f"colbert_storage={schema.colbert_storage!r} (pass colbert_storage=None to use the "
+                         "collection's)")
+    if schema.colbert_pool_factor is not None and schema.colbert_pool_factor != info.colbert_pool_factor:
+        found.append(f"documents were stored with colbert_pool_factor={info.colbert_pool_factor}, the schema asks "
+                     f"for {schema.colbert_pool_factor} (pass colbert_pool_factor=None to use the collection's)")
     if schema.sparse not in info.sparse:
         found.append(f"sparse vector {schema.sparse!r} is missing (sparse vectors: {sorted(info.sparse) or 'none'})")
     return found

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
 from .._ingest import Document, nonempty_documents, point_id, run_ingest
+from ..encoder.pooling import pool_output
 from ..encoder.types import M3Output
 from ._backends import TRANSIENT_ERRORS, AsyncClientBackend, ClientBackend, Row
 from ._filters import and_filters, has_id_filter, to_qdrant_filter
@@ -100,14 +101,29 @@ def _ensure_checked(info: Any, name: str, schema: QdrantSchema, dim: int) -> Non
         raise mismatch_error(name, found, info.points)
 
 
-def _ensure_collection(backend: Any, name: str, schema: QdrantSchema, dim: int, recreate: bool) -> None:
+def _ensure_collection(backend: Any, name: str, schema: QdrantSchema, dim: int, recreate: bool) -> int:
+    """Check or create the collection; returns the ColBERT pool factor its documents are stored with."""
     if backend.exists(name):
         if not recreate:
-            _ensure_checked(backend.describe(name), name, schema, dim)
-            return
+            info = backend.describe(name)
+            _ensure_checked(info, name, schema, dim)
+            return info.colbert_pool_factor
         logger.warning("recreate=True: deleting collection %r", name)
         backend.drop(name)
     backend.create(name, schema, dim)
+    return schema.for_new_collection().colbert_pool_factor
+
+
+def _document_encoder(encoder: Any, pool_factor: int) -> Callable[[list[str]], M3Output]:
+    """The encode step of an ingest: documents' outputs, ColBERT rows pooled as the collection stores them."""
+    if pool_factor == 1:
+        return encoder.encode_documents
+    device = getattr(encoder, "device", None)  # pool where the encoder runs (a GPU when it has one)
+
+    def encode(texts: list[str]) -> M3Output:
+        return pool_output(encoder.encode_documents(texts), pool_factor, device=device)
+
+    return encode
 
 
 def upsert_documents(
@@ -154,7 +170,7 @@ def upsert_documents(
     documents = _prepare_docs(docs)
     if documents is None:
         return []  # an empty batch is a no-op: nothing is created, recreated or written
-    _ensure_collection(backend, name, schema, encoder.dim, recreate)
+    pool_factor = _ensure_collection(backend, name, schema, encoder.dim, recreate)
     written = 0
 
     def write(batch: list[Document], output: M3Output) -> None:
@@ -166,7 +182,7 @@ def upsert_documents(
         return _same_as_stored(batch, backend.retrieve(name, [point_id(d) for d in batch]), schema)
 
     try:
-        return run_ingest(documents, encoder.encode_documents, write, batch_size=batch_size,
+        return run_ingest(documents, _document_encoder(encoder, pool_factor), write, batch_size=batch_size,
                           show_progress=show_progress, transient=TRANSIENT_ERRORS,
                           unchanged=unchanged if skip_unchanged and not recreate else None)
     finally:
@@ -201,13 +217,16 @@ async def aupsert_documents(
     documents = _prepare_docs(docs)
     if documents is None:
         return []
+    pool_factor = schema.for_new_collection().colbert_pool_factor
     if await backend.exists(name):
         if recreate:
             logger.warning("recreate=True: deleting collection %r", name)
             await backend.drop(name)
             await backend.create(name, schema, encoder.dim)
         else:
-            _ensure_checked(await backend.describe(name), name, schema, encoder.dim)
+            info = await backend.describe(name)
+            _ensure_checked(info, name, schema, encoder.dim)
+            pool_factor = info.colbert_pool_factor
     else:
         await backend.create(name, schema, encoder.dim)
     loop = asyncio.get_running_loop()
@@ -220,7 +239,8 @@ async def aupsert_documents(
         found = asyncio.run_coroutine_threadsafe(backend.retrieve(name, [point_id(d) for d in batch]), loop).result()
         return _same_as_stored(batch, found, schema)
 
-    return await asyncio.to_thread(run_ingest, documents, encoder.encode_documents, write, batch_size=batch_size,
+    return await asyncio.to_thread(run_ingest, documents, _document_encoder(encoder, pool_factor), write,
+                                   batch_size=batch_size,
                                    show_progress=show_progress, transient=TRANSIENT_ERRORS,
                                    unchanged=unchanged if skip_unchanged and not recreate else None)
 

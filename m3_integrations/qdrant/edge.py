@@ -25,13 +25,22 @@ from .. import _store_lock
 from .._store_lock import StoreLockedError
 from . import _evaluate, _plans
 from ._backends import Row, Scored
-from ._schema import CollectionInfo, CollectionNotFoundError, QdrantSchema, VectorInfo, check_collection_name
+from ._schema import (
+    COLBERT_STORAGES,
+    M3_METADATA_KEY,
+    CollectionInfo,
+    CollectionNotFoundError,
+    QdrantSchema,
+    VectorInfo,
+    check_collection_name,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["QdrantEdgeStore", "StoreLockedError", "to_edge_filter"]
 
 CONFIG_FILE = "edge_config.json"
+RECORD_FILE = "m3_collection.json"  # the settings this package records with a collection
 
 
 def _edge():
@@ -169,9 +178,15 @@ def _restrict(ids: list[Any], flt: models.Filter | None) -> Any:
 
 
 def _edge_config(schema: QdrantSchema, dim: int, **options: Any) -> Any:
-    """The shard configuration of a BGE-M3 collection (``options``: other ``EdgeConfig`` fields)."""
+    """The shard configuration of a new BGE-M3 collection (``options``: other ``EdgeConfig`` fields).
+
+    ColBERT rows are stored as ``schema.colbert_storage`` and kept on disk (memory-mapped, ``Memory.Cold``):
+    a re-score reads only its candidates' rows, so memory does not grow with the collection.
+    """
     e = _edge()
-    datatype = {"float16": e.VectorStorageDatatype.Float16, "float32": e.VectorStorageDatatype.Float32}
+    schema = schema.for_new_collection()
+    datatypes = {"float32": e.VectorStorageDatatype.Float32, "float16": e.VectorStorageDatatype.Float16,
+                 "turbo8": e.VectorStorageDatatype.Turbo8, "turbo4": e.VectorStorageDatatype.Turbo4}
     return e.EdgeConfig(
         vectors={
             schema.dense: e.EdgeVectorParams(
@@ -182,7 +197,8 @@ def _edge_config(schema: QdrantSchema, dim: int, **options: Any) -> Any:
             schema.colbert: e.EdgeVectorParams(
                 size=dim, distance=e.Distance.Cosine,
                 multivector_config=e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim),
-                datatype=datatype[schema.colbert_datatype],
+                datatype=datatypes[COLBERT_STORAGES[schema.colbert_storage]],
+                memory=e.Memory.Cold,
                 hnsw_config=e.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
             ),
         },
@@ -204,6 +220,11 @@ class QdrantEdgeStore:
         optimize_after: run the optimizer once this many points were written since the last run.
         max_search_threads: search threads per shard (``None``: from the number of CPUs).
         wait: seconds to wait for another process that has the store open (0: fail at once).
+        wal: give collections this store creates a write-ahead log. Off by default: the engine's WAL keeps the
+            last upsert batches again, as float32, whatever the ColBERT storage (a second copy of a small corpus;
+            flush and reopen never shrink it). Without it every upsert is flushed before it returns, so a
+            killed ingest loses at most the batch in flight, and re-running it resumes (tested with SIGKILL).
+            Fixed per collection at creation; existing collections keep theirs.
 
     Raises:
         StoreLockedError: the store is open in another process (or by another ``QdrantEdgeStore`` of this one);
@@ -211,8 +232,9 @@ class QdrantEdgeStore:
     """
 
     def __init__(self, path: str | Path, *, optimize_after: int = 2000, max_search_threads: int | None = None,
-                 wait: float = 0.0) -> None:
+                 wait: float = 0.0, wal: bool = False) -> None:
         self.path = Path(path)
+        self.wal = bool(wal)
         self.wait = _store_lock.check_wait(wait)
         self.path.mkdir(parents=True, exist_ok=True)
         self._store_lock = _store_lock.StoreLock(self.path / _store_lock.LOCK_NAME, self.path, "Qdrant Edge store")
@@ -222,6 +244,7 @@ class QdrantEdgeStore:
         self.max_search_threads = max_search_threads
         self._shards: dict[str, Any] = {}
         self._pending: dict[str, int] = {}
+        self._wal: dict[str, bool] = {}
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -274,6 +297,9 @@ class QdrantEdgeStore:
                                              multivector=vp.get("multivector_config") is not None,
                                              datatype=str(vp.get("datatype") or "float32").lower())
         info.sparse = set(config.get("sparse_vectors") or {})
+        record = self._dir(name) / RECORD_FILE
+        if record.is_file():
+            info.recorded = json.loads(record.read_text()).get(M3_METADATA_KEY, {})
         if name in self._shards or self.exists(name):
             info.points = self.count(name, None)
         return info
@@ -281,10 +307,15 @@ class QdrantEdgeStore:
     def create(self, name: str, schema: QdrantSchema, dim: int) -> None:
         """Create the collection's shard with the BGE-M3 layout of ``schema``."""
         e = _edge()
-        config = _edge_config(schema, dim, max_search_threads=self.max_search_threads)
+        config = _edge_config(schema, dim, max_search_threads=self.max_search_threads, wal_enabled=self.wal)
         with self._lock:
             self._locked()
             directory = self._dir(name)
+            # the record goes first: a shard never exists without it (a crash in between leaves no collection)
+            directory.mkdir(parents=True, exist_ok=True)
+            record = directory / RECORD_FILE
+            record.with_suffix(".tmp").write_text(json.dumps({M3_METADATA_KEY: schema.record()}))
+            record.with_suffix(".tmp").replace(record)
             shard = e.EdgeShard.create(str(directory), config)
             shard.update(e.UpdateOperation.create_field_index(schema.id_key, e.PayloadSchemaType.Keyword))
             self._shards[name] = shard
@@ -295,6 +326,7 @@ class QdrantEdgeStore:
             self._locked()
             shard = self._shards.pop(name, None)
             self._pending.pop(name, None)
+            self._wal.pop(name, None)
             if shard is not None:
                 shard.close()
             directory = self._dir(name)
@@ -333,8 +365,17 @@ class QdrantEdgeStore:
             }))
         shard = self._shard(name)
         shard.update(e.UpdateOperation.upsert_points(points))
+        if not self._has_wal(name):
+            shard.flush()  # without a WAL, only flushed points survive a crash
         with self._lock:
             self._pending[name] = self._pending.get(name, 0) + len(points)
+
+    def _has_wal(self, name: str) -> bool:
+        wal = self._wal.get(name)
+        if wal is None:
+            config = json.loads((self._dir(name) / CONFIG_FILE).read_text())
+            wal = self._wal[name] = config.get("wal_enabled") is not False
+        return wal
 
     def after_upsert(self, name: str, written: int) -> None:
         """Flush, and optimize when enough was written since the last run."""
