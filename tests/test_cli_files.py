@@ -7,7 +7,17 @@ import json
 import pytest
 
 from m3_integrations.cli._evaluation import read_qrels, read_queries, weight_grid
-from m3_integrations.files import InputError, chunk_text, discover, file_hash, read_records
+from m3_integrations.files import (
+    InputError,
+    Record,
+    chunk_record,
+    chunk_text,
+    decode,
+    discover,
+    file_hash,
+    read_records,
+)
+from m3_integrations.files.text import markdown_sections
 
 WORDS = "alpha beta gamma hybrid retrieval vector database dense sparse colbert qdrant milvus".split()
 
@@ -61,18 +71,38 @@ def test_chunk_settings_are_checked(tok):
 def test_discover_walks_folders_and_notes_skips(tmp_path):
     (tmp_path / "a.md").write_text("x")
     (tmp_path / "b.PDF").write_text("x")
-    (tmp_path / "noext").write_text("x")
+    (tmp_path / "noext").write_text("plain text without an extension")
+    (tmp_path / "photo.JPG").write_bytes(b"\xff\xd8\xff")
+    (tmp_path / "blob").write_bytes(bytes(range(256)))
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.jsonl").write_text("{}")
     (tmp_path / ".git").mkdir()
     (tmp_path / ".git" / "d.txt").write_text("x")
+    (tmp_path / ".env").write_text("x")
     (tmp_path / "index").mkdir()
     (tmp_path / "index" / "e.txt").write_text("x")
     files, skipped = discover([tmp_path, tmp_path / "a.md"], exclude=[tmp_path / "index"])
-    assert [f.relative for f in files] == ["a.md", "sub/c.jsonl"]
-    assert sorted(p.name for p, _ in skipped) == ["b.PDF", "noext"]
+    assert [f.relative for f in files] == ["a.md", "b.PDF", "noext", "sub/c.jsonl"]
+    assert sorted((p.name, reason) for p, reason in skipped) == [("blob", "binary content"),
+                                                                 ("photo.JPG", "binary file type '.jpg'")]
+    files, _ = discover([tmp_path], exclude=[tmp_path / "index"], hidden=True)
+    assert {".env", ".git/d.txt"} <= {f.relative for f in files}
     with pytest.raises(InputError, match="no such file or directory"):
         discover([tmp_path / "missing"])
+
+
+def test_gitignore_rules_apply_in_their_folder(tmp_path):
+    (tmp_path / ".gitignore").write_text("*.log\n/top-only.txt\n", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".gitignore").write_text("secret/\n!keep.log\n", encoding="utf-8")
+    for name in ("a.log", "top-only.txt", "sub/b.log", "sub/keep.log", "sub/top-only.txt", "sub/secret/x.txt",
+                 "sub/ok.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("text", encoding="utf-8")
+    files, _ = discover([tmp_path])
+    assert [f.relative for f in files] == ["sub/keep.log", "sub/ok.txt", "sub/top-only.txt"]
+    files, _ = discover([tmp_path], gitignore=False, include_globs=["*.log"], exclude_globs=["sub/b.log"])
+    assert [f.relative for f in files] == ["a.log", "sub/keep.log"]
 
 
 def test_readers(tmp_path):
@@ -81,6 +111,7 @@ def test_readers(tmp_path):
         + json.dumps({"text": "second"}) + "\n" + json.dumps({"title": "no text"}) + "\n", encoding="utf-8")
     (tmp_path / "r.json").write_text(json.dumps(["plain", {"id": "j", "text": "obj"}]), encoding="utf-8")
     (tmp_path / "r.csv").write_text("id,text\nc1,hello\nc2,\n", encoding="utf-8")
+    (tmp_path / "r.tsv").write_text("id\ttext\tlang\nt1\thello, tabs\tfr\n", encoding="utf-8")
     (tmp_path / "nocol.csv").write_text("a,b\n1,2\n", encoding="utf-8")
     (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{broken\n', encoding="utf-8")
     (tmp_path / "latin.txt").write_bytes("café".encode("latin-1"))
@@ -94,12 +125,14 @@ def test_readers(tmp_path):
     assert [(r.text, r.doc_id) for r in records] == [("plain", "r.json:1"), ("obj", "j")]
     records, _ = read_records(by["r.csv"])
     assert [(r.text, r.doc_id) for r in records] == [("hello", "c1")]
+    records, _ = read_records(by["r.tsv"])
+    assert [(r.text, r.doc_id, r.metadata) for r in records] == [("hello, tabs", "t1", {"lang": "fr"})]
     with pytest.raises(InputError, match="no 'text' column"):
         read_records(by["nocol.csv"])
     with pytest.raises(InputError, match="bad.jsonl:2: invalid JSON"):
         read_records(by["bad.jsonl"])
-    with pytest.raises(InputError, match="not UTF-8"):
-        read_records(by["latin.txt"])
+    records, _ = read_records(by["latin.txt"])
+    assert records[0].text == "café"
     assert file_hash(by["r.csv"].path, "a") != file_hash(by["r.csv"].path, "b")
 
 
@@ -128,3 +161,50 @@ def test_weight_grid():
     assert all(abs(sum(w) - 1) < 1e-9 for w in grid)
     with pytest.raises(InputError):
         weight_grid(0.3)
+
+
+ACCENTED = {
+    "fr": "La crème brûlée est très appréciée à Genève. Où est le garçon naïf? Déjà l'été, à la fenêtre.",
+    "de": "Größere Übungen für Bäcker: Müller aß süße Äpfel, während die Straße überflutet war.",
+    "es": "El niño pequeño comió jalapeños en la montaña. ¿Dónde está la canción? ¡Qué años más difíciles!",
+    "short": "crème",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(ACCENTED))
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"])
+def test_accented_text_decodes_in_any_common_encoding(lang, encoding):
+    text = ACCENTED[lang]
+    assert decode(text.encode(encoding), "x.txt") == text
+
+
+def test_other_code_pages_still_detected():
+    czech = "Příliš žluťoučký kůň úpěl ďábelské ódy. Čeština je krásný jazyk, který se používá v České republice."
+    assert decode(czech.encode("cp1250"), "cz.txt") == czech
+    russian = "Съешь же ещё этих мягких французских булок, да выпей чаю. Русский язык очень красив и богат."
+    assert decode(russian.encode("cp1251"), "ru.txt") == russian
+    with pytest.raises(InputError, match="not text"):
+        decode(bytes(range(256)) * 4, "blob")
+
+
+def test_markdown_sections_and_line_ranges(tok):
+    text = "Intro line.\n\n# Title\n\nFirst part.\n\n```\n# not a heading\n```\n\n## Sub\n\nSecond part.\n"
+    assert [(text[s.start:s.end].split("\n")[0], s.location) for s in markdown_sections(text)] == [
+        ("Intro line.", {}), ("# Title", {"heading": "Title"}), ("## Sub", {"heading": "Title > Sub"})]
+    record = Record(text=text, doc_id="d", sections=markdown_sections(text))
+    chunks = chunk_record(record, tok, 512, 0)
+    assert [(c.location.get("heading"), c.location["line_start"], c.location["line_end"]) for c in chunks] == [
+        (None, 1, 1), ("Title", 3, 9), ("Title > Sub", 11, 13)]
+    assert all(c.text == text[c.start:c.end] for c in chunks)
+
+
+def test_chunks_prefer_paragraph_then_sentence_boundaries(tok):
+    paragraph = " ".join(f"Sentence {i} about tides and the moon." for i in range(6))
+    text = "\n\n".join([paragraph] * 4)
+    size = len(tok.encode(paragraph + "\n\n" + paragraph, add_special_tokens=False).ids) + 8
+    pieces = chunk_text(text, tok, size, 0)
+    assert pieces and all(p == paragraph or p == paragraph + "\n\n" + paragraph for p in pieces)
+    one = len(tok.encode(paragraph, add_special_tokens=False).ids)
+    pieces = chunk_text(paragraph, tok, one // 2 + 6, 0)  # smaller than a paragraph: whole sentences
+    assert len(pieces) > 1 and all(p.endswith(".") for p in pieces)
+    assert " ".join(pieces) == paragraph

@@ -58,13 +58,20 @@ class _Patterns:
         return bool(self.lines)
 
     def match(self, relative: str, is_dir: bool = False) -> bool:
+        return bool(self.decide(relative, is_dir))
+
+    def decide(self, relative: str, is_dir: bool = False) -> bool | None:
+        """True: matched; False: re-included by a ``!pattern``; None: no pattern applies."""
         if not self.lines:
-            return False
+            return None
         if self.spec is not None:
-            return bool(self.spec.match_file(relative + ("/" if is_dir else "")))
+            path = relative + ("/" if is_dir else "")
+            if hasattr(self.spec, "check_file"):  # pathspec >= 0.12.1 tells a "!pattern" from no match
+                return self.spec.check_file(path).include
+            return self.spec.match_file(path) or None
         name = relative.rsplit("/", 1)[-1]
         return any(fnmatch.fnmatch(name, p.strip().rstrip("/")) or fnmatch.fnmatch(relative, p.strip().strip("/"))
-                   for p in self.lines if not p.startswith("!"))
+                   for p in self.lines if not p.startswith("!")) or None
 
 
 def _gitignore(directory: Path) -> _Patterns | None:
@@ -124,13 +131,19 @@ def discover(paths: Iterable[str | os.PathLike], exclude: Iterable[Path] = (), *
             here = Path(dirpath)
             if gitignore:
                 ignores[here] = _gitignore(here)
-            rules = [(d, p) for d, p in ignores.items() if p is not None and (d == here or d in here.parents)]
+            # the closest .gitignore that has a say decides (a deeper "!pattern" re-includes)
+            rules = sorted(((d, p) for d, p in ignores.items() if p is not None and (d == here or d in here.parents)),
+                           key=lambda item: len(item[0].parts), reverse=True)
 
             def ignored(target: Path, is_dir: bool, rules: list = rules, path: Path = path) -> bool:
                 relative = target.relative_to(path).as_posix()
                 if excludes.match(relative, is_dir):
                     return True
-                return any(p.match(target.relative_to(d).as_posix(), is_dir) for d, p in rules)
+                for d, p in rules:
+                    decision = p.decide(target.relative_to(d).as_posix(), is_dir)
+                    if decision is not None:
+                        return decision
+                return False
 
             kept = []
             for d in sorted(dirnames):

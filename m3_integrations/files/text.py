@@ -2,7 +2,8 @@
 
 Decoding order: a byte-order mark (UTF-8/16/32), strict UTF-8, BOM-less UTF-16 (NUL bytes on one side
 of most pairs), then Windows-1252 when every non-ASCII letter it gives is one that French, German,
-Spanish, Portuguese, Italian, Dutch or the Nordic languages use, then charset-normalizer's guess.
+Spanish, Portuguese, Italian, Dutch or the Nordic languages use (and they are a minority of the
+letters), then charset-normalizer's guess.
 The Windows-1252 step exists because charset-normalizer alone reads Latin-1 French as Windows-1250
 ("crème" became "crčme"); text in a Central European code page gives letters such as š, ž or ¹
 under Windows-1252 and still goes to charset-normalizer.
@@ -37,6 +38,16 @@ def bom_less_utf16(data: bytes) -> str | None:
     return None
 
 
+def _looks_western(text: str) -> bool:
+    """Every non-ASCII character is one Western European languages use, and they are a minority of the
+    letters (text in another single-byte script read as Windows-1252 is mostly accented letters)."""
+    high = [c for c in text if ord(c) > 127]
+    if not all(c in WESTERN for c in high):
+        return False
+    letters = sum(1 for c in text if c.isalpha())
+    return sum(1 for c in high if c.isalpha()) <= 0.3 * max(letters, 1)
+
+
 def detect_encoding(data: bytes) -> str | None:
     """The encoding of ``data`` as text, or ``None`` when it does not look like text."""
     for bom, name in _BOMS:
@@ -56,7 +67,7 @@ def detect_encoding(data: bytes) -> str | None:
         western = data.decode("cp1252")
     except UnicodeDecodeError:
         western = None
-    if western is not None and all(c in WESTERN for c in western if ord(c) > 127):
+    if western is not None and _looks_western(western):
         return "cp1252"
     from charset_normalizer import from_bytes
 
