@@ -4,10 +4,10 @@ How each request runs (P = ``prefetch_limit``):
 
 - ``dense`` / ``sparse``: one Milvus search (metric IP); scores are the reference scores.
 - ``hybrid`` + ``weighted``: Milvus ``hybrid_search`` of the dense top-P and the sparse top-P with
-  ``WeightedRanker(norm_score=False)`` returns the union of both candidate lists; one dense and one
-  sparse search restricted to those candidates (``pk in [...]``) then give every candidate its exact
-  dense and sparse scores (also one that only one of the two searches found, which Milvus alone
-  would score 0 on the other side; no vectors are transferred), its exact ColBERT score
+  ``WeightedRanker(norm_score=False)`` returns the union of both candidate lists; their dense and
+  sparse vectors, fetched by primary key, then give every candidate its exact dense and sparse scores
+  (also one that only one of the two searches found, which Milvus alone would score 0 on the other
+  side), its exact ColBERT score
   (MaxSim sum / query tokens) when ``w_c > 0``, and the reference weighted score
   ``(w_d*dense + w_s*sparse + w_c*colbert) / (w_d + w_s + w_c)``.
 - ``hybrid`` + ``rrf``: weighted reciprocal rank fusion ``sum_m w_m / (k + rank_m)`` (rank from 1, as
@@ -126,6 +126,23 @@ def _colbert_scores(info: CollectionInfo, q_colbert: np.ndarray, cands: list[_Ca
         cand.scores["colbert"] = float(score)
 
 
+def _exact_scores(name: str, cands: dict[str, _Candidate], qd: np.ndarray | None, qs: dict[int, float] | None
+                  ) -> Program:
+    """Set every candidate's exact dense and sparse score (0.0 for a candidate deleted meanwhile)."""
+    pks = list(cands)
+    rows = yield call("query", name, filter=in_list(PK, pks), output_fields=[PK, DENSE, SPARSE], limit=len(pks))
+    found = [r for r in rows if r[PK] in cands]
+    dense = np.asarray([r[DENSE] for r in found], dtype=np.float32).reshape(len(found), -1)
+    dense_scores = dense @ qd if qd is not None and len(found) else np.zeros(len(found))
+    for cand in cands.values():
+        cand.scores["dense"] = cand.scores["sparse"] = 0.0
+    for row, d in zip(found, dense_scores, strict=True):
+        scores = cands[row[PK]].scores
+        scores["dense"] = float(d)
+        doc = row[SPARSE] or {}
+        scores["sparse"] = float(sum(w * doc.get(t, 0.0) for t, w in qs.items())) if qs else 0.0
+
+
 def _ranks(values: Sequence[float]) -> np.ndarray:
     """1-based rank of each value in descending order."""
     order = np.argsort(-np.asarray(values, dtype=np.float64), kind="stable")
@@ -202,18 +219,10 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
     ordered = list(cands.values())
 
     if weighted:
-        # exact dense and sparse scores of every candidate, whichever of the two searches found it:
-        # one search per mode restricted to the candidates (no vectors travel)
-        pks = list(cands)
-        for mode, anns, data in (("dense", DENSE, qd), ("sparse", SPARSE, qs)):
-            for cand in ordered:
-                cand.scores[mode] = 0.0  # sparse: no shared token -> the true score is 0
-            if data is None or (isinstance(data, dict) and not data):
-                continue
-            res = yield call("search", name, data=[data], anns_field=anns, limit=len(pks), filter=in_list(PK, pks),
-                             output_fields=[PK], search_params=_IP)
-            for h in res[0]:
-                cands[_entity(h)[PK]].scores[mode] = float(h["distance"])
+        # exact dense and sparse scores of every candidate, whichever of the two searches found it, from
+        # their vectors fetched by primary key: a point look-up per candidate, where a search restricted to
+        # the candidates (`pk in [...]`) scans the whole collection (milvus-lite: 2 x ~50 ms at 10k chunks)
+        yield from _exact_scores(name, cands, qd, qs)
     if weighted and w_c > 0 and plan.rescore_limit is not None and plan.rescore_limit < len(ordered):
         # first phase: the K best by w_d*dense + w_s*sparse (equal weights if both are 0) get a ColBERT score
         first_d, first_s = first_phase_weights(w_d, w_s)
