@@ -185,6 +185,7 @@ def test_other_code_pages_still_detected():
     assert decode(russian.encode("cp1251"), "ru.txt") == russian
     with pytest.raises(InputError, match="not text"):
         decode(bytes(range(256)) * 4, "blob")
+    assert decode("plain ASCII in UTF-16".encode("utf-16-le"), "a.txt") == "plain ASCII in UTF-16"
 
 
 def test_markdown_sections_and_line_ranges(tok):

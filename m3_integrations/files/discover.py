@@ -32,13 +32,14 @@ def looks_binary(path: Path) -> bool:
         head = fh.read(SNIFF_BYTES)
     if not head:
         return False
-    # a cut multi-byte character at the end of the sample must not make UTF-8 text look binary
-    for cut in range(4):
-        try:
-            head[: len(head) - cut].decode("utf-8")
-            return False
-        except UnicodeDecodeError:
-            continue
+    if b"\0" not in head:
+        # a cut multi-byte character at the end of the sample must not make UTF-8 text look binary
+        for cut in range(4):
+            try:
+                head[: len(head) - cut].decode("utf-8")
+                return False
+            except UnicodeDecodeError:
+                continue
     return detect_encoding(head) is None
 
 

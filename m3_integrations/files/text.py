@@ -1,7 +1,7 @@
 """Plain text, Markdown, source code and markup: decoding any common encoding, Markdown heading sections.
 
-Decoding order: a byte-order mark (UTF-8/16/32), strict UTF-8, BOM-less UTF-16 (NUL bytes on one side
-of most pairs), then Windows-1252 when every non-ASCII letter it gives is one that French, German,
+Decoding order: a byte-order mark (UTF-8/16/32), BOM-less UTF-16 (NUL bytes on one side of most
+pairs), strict UTF-8, then Windows-1252 when every non-ASCII letter it gives is one that French, German,
 Spanish, Portuguese, Italian, Dutch or the Nordic languages use (and they are a minority of the
 letters), then charset-normalizer's guess.
 The Windows-1252 step exists because charset-normalizer alone reads Latin-1 French as Windows-1250
@@ -53,16 +53,13 @@ def detect_encoding(data: bytes) -> str | None:
     for bom, name in _BOMS:
         if data.startswith(bom):
             return name
+    if b"\0" in data:  # NUL bytes: UTF-16 without a BOM (ASCII-only UTF-16 is valid UTF-8 too), else binary
+        return bom_less_utf16(data)
     try:
         data.decode("utf-8")
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    utf16 = bom_less_utf16(data)
-    if utf16:
-        return utf16
-    if b"\0" in data:
-        return None
     try:
         western = data.decode("cp1252")
     except UnicodeDecodeError:
