@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
                              api_key=key)
     app = create_app(encoder, settings)
     server = M3Server(app, host=args.host, port=args.port, log_level=args.log_level,
-                      graceful_timeout=args.graceful_timeout)
-    if not is_loopback(args.host) and key is None:
+                      graceful_timeout=args.graceful_timeout, warn_without_key=False)
+    if not is_loopback(args.host) and key is None:  # (M3Server logs the same warning for library users)
         note(f"serving on {args.host} without an API key: anyone who can reach port {args.port} can use it "
              f"(set {args.api_key_env or DEFAULT_KEY_ENV})")
     note(f"serving {encoder.model_name} ({encoder.device}, {str(encoder.dtype).replace('torch.', '')}, dim "

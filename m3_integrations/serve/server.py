@@ -48,8 +48,8 @@ class M3Server:
     """
 
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8080, *, log_level: str = "info",
-                 graceful_timeout: float = 30.0, **uvicorn_kwargs: Any) -> None:
-        if not is_loopback(host) and not app.state.m3.auth.enabled:
+                 graceful_timeout: float = 30.0, warn_without_key: bool = True, **uvicorn_kwargs: Any) -> None:
+        if warn_without_key and not is_loopback(host) and not app.state.m3.auth.enabled:
             logger.warning("serving on %s without an API key: anyone who can reach this port can use the encoder",
                            host)
         self.app = app
