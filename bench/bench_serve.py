@@ -4,7 +4,8 @@ A random model at BGE-M3's full width (hidden 1024, 16 heads, FFN 4096; ``--laye
 by ``m3_integrations.serve`` in its own process on 127.0.0.1; each client sends one ``POST /encode``
 (all three outputs, dense base64 float32, ColBERT base64 float16: the service's default wire format)
 after another for ``--seconds``. The reference is the same model in this process: ``encode`` of the same
-texts, one call per ``--inproc-batch`` texts, run over and over for ``--seconds``. Throughput is real tokens
+texts, one call per ``--inproc-batch`` texts, run over and over for ``--seconds`` right before each
+level (with the service idle), so a shared machine whose load changes compares like with like. Throughput is real tokens
 per second (tokens of the texts), p50 / p99 are per-request latencies seen by the clients, errors are
 non-200 answers or failed connections. Bounded: every level runs for a fixed time.
 
@@ -192,13 +193,6 @@ def main() -> int:
         print(f"texts: {len(texts)} of {args.min_tokens}-{args.max_tokens} tokens (mean "
               f"{statistics.fmean(tokens):.0f}); {args.seconds:.0f} s per level after {args.warmup:.0f} s warm-up; "
               f"max_batch_tokens {max_batch_tokens}, max_wait_ms {args.max_wait_ms}")
-        reference = in_process(encoder, texts, tokens, args.seconds, inproc_batch)
-        print(f"in-process encode ({inproc_batch} texts per call): {reference['tokens_per_s']:,.0f} tokens/s, "
-              f"{reference['texts_per_s']:.1f} texts/s")
-        del encoder
-        if args.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-
         server = subprocess.Popen(
             [sys.executable, "-c", _SERVER, str(model_dir), args.device, str(max_batch_tokens), str(args.max_wait_ms)],
             stdout=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -208,17 +202,22 @@ def main() -> int:
                 raise RuntimeError("the service did not start")
             rows = []
             for clients in levels:
+                # the reference right before each level (the service idle), so that a machine whose load
+                # changes during the run compares like with like
+                reference = in_process(encoder, texts, tokens, args.seconds, inproc_batch)
                 before = metrics_of(url)
                 row = asyncio.run(load(url, texts, tokens, clients, args.seconds, args.warmup))
                 after = metrics_of(url)
                 batches = after["m3_batches_total"] - before["m3_batches_total"]
                 row["mean_texts_per_batch"] = (after["m3_texts_total"] - before["m3_texts_total"]) / max(batches, 1)
+                row["in_process_tokens_per_s"] = reference["tokens_per_s"]
                 row["vs_in_process"] = row["tokens_per_s"] / reference["tokens_per_s"]
                 rows.append(row)
-                print(f"{clients:>3} clients: {row['tokens_per_s']:>9,.0f} tokens/s ({row['vs_in_process']:.0%} of "
-                      f"in-process), {row['texts_per_s']:6.1f} texts/s, p50 {row['p50_ms']:7.1f} ms, p99 "
-                      f"{row['p99_ms']:7.1f} ms, {row['mean_texts_per_batch']:.1f} texts/encoder call, "
-                      f"{row['errors']} errors of {row['requests']}")
+                print(f"{clients:>3} clients: {row['tokens_per_s']:>9,.0f} tokens/s vs in-process "
+                      f"{reference['tokens_per_s']:,.0f} ({inproc_batch} texts per call) = {row['vs_in_process']:.0%}"
+                      f"; {row['texts_per_s']:6.1f} texts/s, p50 {row['p50_ms']:7.1f} ms, p99 {row['p99_ms']:7.1f} ms"
+                      f", {row['mean_texts_per_batch']:.1f} texts/encoder call, {row['errors']} errors of "
+                      f"{row['requests']}")
                 for sample in row["error_samples"]:
                     print(f"    error: {sample}")
         finally:
@@ -229,7 +228,7 @@ def main() -> int:
             "device": args.device, "device_name": device_name, "layers": layers, "texts": len(texts),
             "min_tokens": args.min_tokens, "max_tokens": args.max_tokens, "seconds": args.seconds,
             "max_batch_tokens": max_batch_tokens, "max_wait_ms": args.max_wait_ms, "cores": os.cpu_count(),
-            "in_process": reference, "levels": rows}, indent=2))
+            "inproc_batch": inproc_batch, "levels": rows}, indent=2))
     return 0 if all(r["errors"] == 0 for r in rows) else 1
 
 

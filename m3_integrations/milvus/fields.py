@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import CollectionNotFoundError, SchemaMismatchError
+from .._fusion import fuse_dense_sparse, refuse_colbert
 from .._query import Hit, QueryPlan
 from ._driver import Program, call, probe
 from ._filters import quote, to_expr
@@ -160,11 +161,7 @@ def _hit(info: ForeignInfo, entity: dict[str, Any], score: float, scores: dict[s
 def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, query_filter: Any,
                            fields: MilvusFields) -> Program:
     """The search of a foreign collection (see the module docstring)."""
-    from .search import dbsf_normalize  # noqa: PLC0415 (search imports this module)
-
-    if plan.mode == "colbert":
-        raise ValueError(f"mode='colbert' needs ColBERT vectors, which collection {name!r} (searched with "
-                         f"MilvusFields) does not have; use mode='hybrid' (dense + sparse), 'dense' or 'sparse'")
+    refuse_colbert(plan, name)
     info = yield from open_foreign(client, name, fields)
     caps = yield from server_caps(client)
     # scalar fields always exist: `exists` (a JSON-key test) applies only to a metadata JSON field
@@ -192,7 +189,6 @@ def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, quer
         found = yield from search(plan.mode, plan.limit)
         return [_hit(info, ent, score, {plan.mode: score}) for _, ent, score in found]
 
-    w_d, w_s, _ = plan.weights
     modes = ["dense"] + (["sparse"] if qs else [])
     entities: dict[Any, dict] = {}
     scores: dict[Any, dict[str, float]] = {}
@@ -213,24 +209,4 @@ def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, quer
                     scores[pk][mode] = score
         for pk in missing:
             scores[pk].setdefault(mode, 0.0)  # sparse: no shared token with the query
-    fused: dict[Any, float] = {}
-    if plan.fusion == "weighted":
-        if w_d + w_s <= 0:
-            raise ValueError(f"weights {plan.weights} give dense and sparse no weight, and collection {name!r} has "
-                             "no ColBERT vectors")
-        for pk, s in scores.items():
-            fused[pk] = (w_d * s["dense"] + w_s * s["sparse"]) / (w_d + w_s)
-    else:
-        weight = {"dense": w_d, "sparse": w_s}
-        fused = dict.fromkeys(scores, 0.0)
-        for mode, pks in lists.items():
-            if weight[mode] == 0:
-                continue
-            if plan.fusion == "rrf":
-                for rank, pk in enumerate(pks, start=1):
-                    fused[pk] += weight[mode] / (plan.rrf_k + rank)
-            else:
-                for pk, norm in zip(pks, dbsf_normalize([scores[pk][mode] for pk in pks]), strict=True):
-                    fused[pk] += float(norm)
-    order = sorted(fused, key=lambda pk: (-fused[pk], str(pk)))[: plan.limit]
-    return [_hit(info, entities[pk], fused[pk], scores[pk]) for pk in order]
+    return [_hit(info, entities[pk], score, scores[pk]) for pk, score in fuse_dense_sparse(plan, lists, scores, name)]

@@ -25,12 +25,14 @@ from .documents import (
     upsert_documents,
 )
 from .edge import QdrantEdgeStore
+from .fields import QdrantFields
 from .search import ahybrid_search, hybrid_search
 
 __all__ = [
     "connect",
     "FilterError", "StoreLockedError",
     "AllOf", "AnyOf", "CollectionNotFoundError", "Condition", "Document", "Hit", "IngestError", "QdrantEdgeStore",
+    "QdrantFields",
     "QdrantSchema", "SchemaMismatchError", "acount_documents", "adelete_by_filter", "adelete_documents",
     "adrop_collection", "aget_documents", "ahybrid_search", "aupsert_documents", "count_documents",
     "delete_by_filter", "delete_documents", "drop_collection", "get_documents", "hybrid_search",

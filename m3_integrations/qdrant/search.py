@@ -13,6 +13,10 @@ from ._backends import is_not_found
 from ._filters import has_id_filter, to_qdrant_filter
 from ._schema import CollectionNotFoundError, QdrantSchema, check_collection_name, mismatch_error, problems
 from .documents import _schema, backend_for, is_async
+from .fields import QdrantFields
+from .fields import arun as run_fields_async
+from .fields import run as run_fields
+from .fields import search_program as fields_program
 
 
 def needed(plan: QueryPlan) -> tuple[str, ...]:
@@ -127,6 +131,35 @@ class _Search:
         return hits
 
 
+def _fields_client(client: Any, function: str) -> str:
+    from qdrant_client import AsyncQdrantClient, QdrantClient
+
+    if isinstance(client, QdrantClient):
+        return "sync"
+    if isinstance(client, AsyncQdrantClient):
+        return "async"
+    raise TypeError(f"{function}(fields=...) searches a collection made elsewhere through a QdrantClient or an "
+                    f"AsyncQdrantClient, got {type(client).__name__}")
+
+
+def _fields_query(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
+                  weights: Sequence[float], prefetch_limit: int, rrf_k: int, rescore_limit: int | None,
+                  query_output: M3Output | None, fields: Any) -> tuple[QueryPlan, M3Output | None]:
+    if not isinstance(fields, QdrantFields):
+        raise TypeError(f"fields must be a QdrantFields, got {type(fields).__name__}")
+    check_collection_name(collection_name)
+    plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit)
+    if query_output is not None:
+        return plan, _check_output(query_output, ("dense", "sparse") if plan.mode == "hybrid" else (plan.mode,)
+                                   if plan.mode != "colbert" else ())
+    if encoder is None:
+        raise ValueError("encoder is required to encode the query: pass encoder=M3Encoder(...) "
+                         "or a precomputed query_output")
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a string, got {type(query).__name__}")
+    return plan, None
+
+
 def hybrid_search(
     client: Any,
     query: str,
@@ -143,6 +176,7 @@ def hybrid_search(
     rescore_limit: int | None = None,
     query_output: M3Output | None = None,
     schema: QdrantSchema | None = None,
+    fields: QdrantFields | None = None,
 ) -> list[Hit]:
     """Search a BGE-M3 collection with one Qdrant Query API request.
 
@@ -167,12 +201,23 @@ def hybrid_search(
             candidate set.
         query_output: a precomputed one-row encoding of the query (skips the encoder).
         schema: the collection's names (default ``QdrantSchema()``).
+        fields: the names of a collection this package did not create (``QdrantFields``, e.g. one made by
+            langchain-qdrant; see ``m3_integrations.qdrant.fields``): dense + sparse, no ColBERT.
 
     Returns:
         Hits, best first. ``Hit.scores`` holds the dense / sparse / ColBERT scores (reference scale) of each
         hit; for ``hybrid`` they come from one extra batched look-up restricted to the returned ids (on Qdrant
         Edge a weighted search finds them on the way and needs no look-up).
     """
+    if fields is not None:
+        client_kind = _fields_client(client, "hybrid_search")
+        if client_kind == "async":
+            raise TypeError("hybrid_search got an AsyncQdrantClient; use ahybrid_search (the async twin)")
+        plan, output = _fields_query(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                                     rrf_k, rescore_limit, query_output, fields)
+        if output is None:
+            output = encoder.encode_queries([query], return_dense=True, return_sparse=True, return_colbert=False)
+        return run_fields(client, fields_program(collection_name, plan, output, query_filter, fields))
     search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                      query_filter, rrf_k, query_output, schema, rescore_limit)
     backend = search.backend
@@ -223,17 +268,26 @@ async def ahybrid_search(
     rescore_limit: int | None = None,
     query_output: M3Output | None = None,
     schema: QdrantSchema | None = None,
+    fields: QdrantFields | None = None,
 ) -> list[Hit]:
     """Async twin of ``hybrid_search`` (``AsyncQdrantClient``; other clients run in a worker thread)."""
     import asyncio
 
+    if fields is not None and _fields_client(client, "ahybrid_search") == "async":
+        plan, output = _fields_query(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                                     rrf_k, rescore_limit, query_output, fields)
+        if output is None:
+            output = await encoder.aencode_queries([query], return_dense=True, return_sparse=True,
+                                                   return_colbert=False)
+        return await run_fields_async(client, fields_program(collection_name, plan, output, query_filter, fields))
     search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                      query_filter, rrf_k, query_output, schema, rescore_limit)
     backend = search.backend
     if not is_async(backend):
         return await asyncio.to_thread(
             hybrid_search, client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-            query_filter, rrf_k=rrf_k, rescore_limit=rescore_limit, query_output=query_output, schema=schema)
+            query_filter, rrf_k=rrf_k, rescore_limit=rescore_limit, query_output=query_output, schema=schema,
+            fields=fields)
     if search.output is None:
         search.output = await encoder.aencode_queries([query], **search.encode_kwargs())
     request = search.request()

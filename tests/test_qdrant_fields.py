@@ -1,0 +1,111 @@
+"""A Qdrant collection this package did not create: made by langchain-qdrant's ``QdrantVectorStore`` in hybrid mode
+(unnamed dense vector, sparse ``langchain-sparse``, payload ``page_content`` / ``metadata``, no ColBERT), built with
+``M3Embeddings`` + ``M3SparseEmbeddings`` (FastEmbed cannot download here), searched through ``QdrantFields``."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("langchain_qdrant")
+
+from langchain_qdrant import QdrantVectorStore, RetrievalMode  # noqa: E402
+from qdrant_client import AsyncQdrantClient, models  # noqa: E402
+
+from m3_integrations import dense_score, sparse_score  # noqa: E402
+from m3_integrations.langchain import M3Embeddings, M3SparseEmbeddings, M3VectorStore  # noqa: E402
+from m3_integrations.qdrant import (  # noqa: E402
+    Condition,
+    QdrantEdgeStore,
+    QdrantFields,
+    SchemaMismatchError,
+    ahybrid_search,
+    hybrid_search,
+)
+
+TEXTS = [
+    "Artificial intelligence was founded as an academic discipline in 1956.",
+    "Alan Turing was the first person to conduct substantial research in AI.",
+    "Qdrant stores dense and sparse vectors for hybrid search.",
+    "The quick brown fox jumps over the lazy dog.",
+    "BGE-M3 gives dense, sparse and multi-vector representations.",
+]
+LANGS = ["en", "en", "en", "en", "de"]
+
+
+@pytest.fixture(scope="module")
+def made_by_langchain(encoder):
+    dense = M3Embeddings(encoder=encoder)
+    store = QdrantVectorStore.from_texts(
+        TEXTS, embedding=dense, sparse_embedding=M3SparseEmbeddings.from_embeddings(dense),
+        metadatas=[{"lang": lang, "n": i} for i, lang in enumerate(LANGS)], retrieval_mode=RetrievalMode.HYBRID,
+        location=":memory:", collection_name="lc_hybrid")
+    assert set(store.client.get_collection("lc_hybrid").config.params.vectors) == {""}  # the default vector
+    yield store
+    store.client.close()
+
+
+def _reference(encoder, query):
+    q = encoder.encode_queries([query], return_colbert=False)
+    d = encoder.encode_documents(TEXTS, return_colbert=False)
+    return {t: (dense_score(q.dense[0], d.dense[i]), sparse_score(q.sparse[0], d.sparse[i]))
+            for i, t in enumerate(TEXTS)}
+
+
+@pytest.mark.parametrize("query", ["Who did early AI research?", "hybrid search with sparse vectors"])
+def test_weighted_and_rrf_match_the_reference(made_by_langchain, encoder, query):
+    client = made_by_langchain.client
+    ref = _reference(encoder, query)
+    hits = hybrid_search(client, query, "lc_hybrid", encoder, limit=5, fields=QdrantFields())
+    fused = {t: (0.4 * d + 0.2 * s) / 0.6 for t, (d, s) in ref.items()}
+    assert [h.text for h in hits] == sorted(fused, key=lambda t: -fused[t])
+    for h in hits:
+        assert h.score == pytest.approx(fused[h.text], abs=1e-4)
+        assert h.scores["dense"] == pytest.approx(ref[h.text][0], abs=1e-4)
+        assert h.scores["sparse"] == pytest.approx(ref[h.text][1], abs=1e-4)
+        i = TEXTS.index(h.text)
+        assert h.metadata == {"lang": LANGS[i], "n": i}
+    rrf = hybrid_search(client, query, "lc_hybrid", encoder, limit=5, fusion="rrf", fields=QdrantFields())
+    dense_rank = sorted(TEXTS, key=lambda t: -ref[t][0])
+    sparse_rank = sorted((t for t in TEXTS if ref[t][1] > 0), key=lambda t: -ref[t][1])
+    expected = {t: 0.4 / (60 + dense_rank.index(t) + 1)
+                + (0.2 / (60 + sparse_rank.index(t) + 1) if t in sparse_rank else 0.0) for t in TEXTS}
+    assert [h.text for h in rrf] == sorted(expected, key=lambda t: -expected[t])
+    dense = hybrid_search(client, query, "lc_hybrid", encoder, limit=2, mode="dense", fields=QdrantFields())
+    assert [h.text for h in dense] == dense_rank[:2]
+
+
+async def test_filters_async_and_refusals(made_by_langchain, encoder, tmp_path):
+    client = made_by_langchain.client
+    f = QdrantFields()
+    hits = hybrid_search(client, "vectors", "lc_hybrid", encoder, limit=5, fields=f,
+                         query_filter=Condition("lang", "eq", "de"))
+    assert [h.text for h in hits] == [TEXTS[4]]
+    with pytest.raises(ValueError, match="ColBERT"):
+        hybrid_search(client, "vectors", "lc_hybrid", encoder, mode="colbert", fields=f)
+    with pytest.raises(SchemaMismatchError, match="'dense'.*missing"):
+        hybrid_search(client, "vectors", "lc_hybrid", encoder, fields=QdrantFields(dense="dense"))
+    with pytest.raises(SchemaMismatchError):  # without fields: the package's own layout is expected
+        hybrid_search(client, "vectors", "lc_hybrid", encoder)
+    edge = QdrantEdgeStore(tmp_path / "edge")
+    with pytest.raises(TypeError, match="QdrantClient"):
+        hybrid_search(edge, "vectors", "lc_hybrid", encoder, fields=f)
+    edge.close()
+    # an AsyncQdrantClient (local mode cannot share one in-memory collection between two clients, so it gets a copy),
+    # made with a single unnamed dense vector config (VectorParams, not a dict)
+    aclient = AsyncQdrantClient(":memory:")
+    info = client.get_collection("lc_hybrid").config.params
+    await aclient.create_collection("copy", vectors_config=info.vectors[""], sparse_vectors_config=info.sparse_vectors)
+    assert isinstance((await aclient.get_collection("copy")).config.params.vectors, models.VectorParams)
+    points, _ = client.scroll("lc_hybrid", limit=10, with_vectors=True)
+    await aclient.upsert("copy", [models.PointStruct(id=p.id, vector=p.vector, payload=p.payload) for p in points])
+    got = await ahybrid_search(aclient, "vectors", "copy", encoder, limit=3, fields=f)
+    want = hybrid_search(client, "vectors", "lc_hybrid", encoder, limit=3, fields=f)
+    assert [(h.id, round(h.score, 5)) for h in got] == [(h.id, round(h.score, 5)) for h in want]
+    await aclient.close()
+
+
+def test_langchain_m3_vector_store_searches_it(made_by_langchain, encoder):
+    store = M3VectorStore(made_by_langchain.client, "lc_hybrid", encoder, store_kwargs={"fields": QdrantFields()})
+    docs = store.similarity_search("Alan Turing", k=2)
+    assert len(docs) == 2 and all(set(d.metadata) == {"lang", "n"} for d in docs)
+    assert store.similarity_search("Alan Turing", k=2, fusion="rrf")
