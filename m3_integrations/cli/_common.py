@@ -49,6 +49,16 @@ def parse_weights(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(f"--weights must be three numbers 'dense,sparse,colbert' ({exc})") from None
 
 
+def seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text}")
+    return value
+
+
 def positive(text: str) -> int:
     try:
         value = int(text)
@@ -216,6 +226,7 @@ class Target:
     settings: dict[str, Any] = field(default_factory=dict)
     has_config: bool = False
     api_key: str | None = field(default=None, repr=False)
+    wait: float = 0.0  # --wait: seconds to wait for another process that has the embedded store open
 
     @property
     def location(self) -> str:
@@ -248,7 +259,8 @@ def resolve_target(args: argparse.Namespace, *, for_index: bool) -> Target:
                        f"{describe_location(store, db, url)}; use another --db for that store")
     settings = dict(config.collections.get(collection, {}))
     return Target(db=db, store=store, url=url, collection=collection, config=config, settings=settings,
-                  has_config=has_config, api_key=resolve_secret(args, store, url))
+                  has_config=has_config, api_key=resolve_secret(args, store, url),
+                  wait=getattr(args, "wait", 0.0))
 
 
 def model_for(target: Target, requested: str | None, url: str | None = None) -> str:
@@ -307,7 +319,7 @@ def open_searchable(args: argparse.Namespace) -> tuple[Target, str, Any, Any]:
     target = resolve_target(args, for_index=False)
     model = model_for(target, args.model, encoder_url(args))
     module = adapter(target.store)
-    client = open_client(target.store, target.db, target.url, target.api_key)
+    client = open_client(target.store, target.db, target.url, target.api_key, target.wait)
     try:
         if not count_chunks(module, client, target.collection):
             raise CLIError(f"collection {target.collection!r} in {target.location} is empty or missing; "
@@ -360,6 +372,9 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     common.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"),
                         help="model dtype (default: bfloat16/float16 on GPU, float32 on CPU)")
+    common.add_argument("--wait", type=seconds, default=0.0, metavar="SECONDS",
+                        help="wait up to SECONDS for another process that has the embedded index open "
+                             "(default: fail at once, naming that process)")
     common.add_argument("--encoder-url", default=None, metavar="URL",
                         help="encode with an 'm3 serve' service instead of loading the model here (default: "
                              "$M3_ENCODER_URL; its API key from $M3_ENCODER_API_KEY)")

@@ -92,19 +92,24 @@ def adapter(store: str) -> ModuleType:
     return module
 
 
-def open_client(store: str, db: Path, url: str | None, api_key: str | None = None) -> Any:
+def open_client(store: str, db: Path, url: str | None, api_key: str | None = None, wait: float = 0.0) -> Any:
     """Open (and for servers, probe) the client of a store; raises ``CLIError`` if it cannot be reached.
 
     ``api_key`` is the Qdrant API key or the Milvus token (``TOKEN`` or ``USER:PASSWORD``) of a server.
+    ``wait``: seconds to wait for another process that has the embedded store open (``--wait``).
     """
+    from .._store_lock import StoreLockedError
+
     module = adapter(store)
     if store == "qdrant-edge":
         if url:
             raise CLIError("--url needs --store qdrant or --store milvus (qdrant-edge is embedded)")
         db.mkdir(parents=True, exist_ok=True)
         try:
-            return module.QdrantEdgeStore(db / "qdrant-edge")
-        except Exception as exc:  # e.g. another process holds the shard
+            return module.QdrantEdgeStore(db / "qdrant-edge", wait=wait)
+        except StoreLockedError as exc:  # its message names the holder and the way out (--wait)
+            raise CLIError(str(exc)) from None
+        except Exception as exc:
             raise CLIError(f"cannot open the Qdrant Edge store in {db / 'qdrant-edge'}: {exc}") from None
     if store == "qdrant":
         if not url:
@@ -120,7 +125,9 @@ def open_client(store: str, db: Path, url: str | None, api_key: str | None = Non
     if not url:
         db.mkdir(parents=True, exist_ok=True)
     try:
-        return _milvus_client(uri, api_key if url else None)
+        return _milvus_client(uri, api_key if url else None, wait)
+    except StoreLockedError as exc:
+        raise CLIError(str(exc)) from None
     except Exception as exc:
         what = f"the Milvus server at {url}" if url else f"the milvus-lite file {uri}"
         raise CLIError(_unreachable(what, exc)) from None
@@ -136,10 +143,10 @@ def _qdrant_client(url: str, api_key: str | None = None) -> Any:
         return connect(url, api_key=api_key)
 
 
-def _milvus_client(uri: str, token: str | None = None) -> Any:
+def _milvus_client(uri: str, token: str | None = None, wait: float = 0.0) -> Any:
     from ..milvus import connect
 
-    return connect(uri, token=token)
+    return connect(uri, token=token, wait=wait)
 
 
 def close_client(client: Any) -> None:

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         info.update(model=model, model_status=_model_status(model), store=target.store, location=target.location,
                     default_collection=target.collection)
         module = adapter(target.store)
-        client = open_client(target.store, target.db, target.url, target.api_key)
+        client = open_client(target.store, target.db, target.url, target.api_key, target.wait)
         try:
             names = list(target.config.collections)
             listed = list_collections(client)
