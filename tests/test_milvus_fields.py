@@ -108,3 +108,17 @@ def test_langchain_vector_store_searches_it(tutorial, encoder):
     docs = store.similarity_search("Alan Turing", k=2)
     assert len(docs) == 2 and all(d.metadata.keys() == {"lang"} for d in docs)
     assert [d.page_content for d in store.similarity_search("Alan Turing", k=2, fusion="rrf")]
+
+
+def test_llama_index_store_searches_it(tutorial, encoder):
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+    from m3_integrations.llama_index import M3MilvusVectorStore
+
+    client, _ = tutorial
+    store = M3MilvusVectorStore(client, "hybrid_demo", encoder, fields=FIELDS)
+    result = store.query(VectorStoreQuery(query_str="Alan Turing", similarity_top_k=2,
+                                          mode=VectorStoreQueryMode.HYBRID))
+    assert len(result.nodes) == 2 and all(n.metadata["lang"] in ("en", "de") for n in result.nodes)
+    with pytest.raises(TypeError, match="MilvusFields"):
+        M3MilvusVectorStore(client, "hybrid_demo", encoder, schema=object())

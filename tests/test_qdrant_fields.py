@@ -109,3 +109,32 @@ def test_langchain_m3_vector_store_searches_it(made_by_langchain, encoder):
     docs = store.similarity_search("Alan Turing", k=2)
     assert len(docs) == 2 and all(set(d.metadata) == {"lang", "n"} for d in docs)
     assert store.similarity_search("Alan Turing", k=2, fusion="rrf")
+
+
+def test_llama_index_store_searches_it_and_takes_a_schema(made_by_langchain, encoder):
+    from llama_index.core.schema import TextNode
+    from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+    from qdrant_client import QdrantClient
+
+    from m3_integrations.llama_index import M3QdrantVectorStore
+    from m3_integrations.qdrant import QdrantSchema
+
+    store = M3QdrantVectorStore(made_by_langchain.client, "lc_hybrid", encoder, fields=QdrantFields())
+    q = VectorStoreQuery(query_str="Alan Turing", similarity_top_k=2, mode=VectorStoreQueryMode.HYBRID)
+    result = store.query(q)
+    assert len(result.nodes) == 2 and all(set(n.metadata) >= {"lang", "n"} for n in result.nodes)
+    with pytest.raises(ValueError, match="does not write"):
+        store.add([TextNode(text="x", id_="x")])
+    # a collection of this package's layout under other names: the names reach every store call
+    client = QdrantClient(":memory:")
+    schema = QdrantSchema(dense="d", sparse="s", colbert="c", text_key="body", metadata_key="meta", id_key="key")
+    named = M3QdrantVectorStore(client, "named", encoder, schema=schema)
+    named.add([TextNode(text="named vectors", id_="n1", metadata={"k": 1})])
+    assert set(client.get_collection("named").config.params.vectors) == {"d", "c"}
+    assert [n.node_id for n in named.get_nodes(["n1"])] == ["n1"] and named.count() == 1
+    assert named.query(VectorStoreQuery(query_str="named", similarity_top_k=1, mode=VectorStoreQueryMode.HYBRID)).ids
+    named.delete_nodes(["n1"])
+    assert named.count() == 0
+    with pytest.raises(TypeError, match="QdrantSchema"):
+        M3QdrantVectorStore(client, "named", encoder, schema={"dense": "d"})
+    client.close()

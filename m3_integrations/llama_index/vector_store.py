@@ -82,6 +82,26 @@ def alpha_to_weights(alpha: float | None, weights: Sequence[float] = DEFAULT_WEI
     return (alpha * total, (1.0 - alpha) * total, w_c)
 
 
+def _check_names(adapter: ModuleType, schema: Any, fields: Any) -> dict[str, Any]:
+    """The names keywords of the store functions: ``schema`` (Qdrant), checked against the adapter."""
+    if fields is not None:
+        kind = getattr(adapter, "QdrantFields", None) or getattr(adapter, "MilvusFields", None)
+        if not isinstance(fields, kind):
+            raise TypeError(f"fields must be a {kind.__name__} for this client, got {type(fields).__name__}")
+        if schema is not None:
+            raise ValueError("pass schema= (a collection this package made, other names) or fields= (a collection "
+                             "made elsewhere), not both")
+    if schema is None:
+        return {}
+    kind = getattr(adapter, "QdrantSchema", None)
+    if kind is None:
+        raise TypeError("schema= names the vectors of a Qdrant collection; for a Milvus collection made elsewhere pass "
+                        "fields=MilvusFields(...)")
+    if not isinstance(schema, kind):
+        raise TypeError(f"schema must be a QdrantSchema, got {type(schema).__name__}")
+    return {"schema": schema}
+
+
 class M3VectorStoreBase(BasePydanticVectorStore):
     """What the M3 vector stores share; use ``M3QdrantVectorStore`` or ``M3MilvusVectorStore``.
 
@@ -111,6 +131,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
     _client: Any = PrivateAttr()
     _encoder: M3Encoder = PrivateAttr()
     _adapter: ModuleType = PrivateAttr()
+    _names: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _fields: Any = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -125,6 +147,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         rescore_limit: int | None = None,
         batch_size: int = 64,
         cache_size: int | None = DEFAULT_CACHE_SIZE,
+        schema: Any = None,
+        fields: Any = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
@@ -135,8 +159,9 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {unknown}; it takes client, "
                             "collection_name, encoder, fusion, hybrid_weights, prefetch_limit, rrf_k, rescore_limit, "
-                            "batch_size and cache_size")
+                            "batch_size, cache_size, schema and fields")
         adapter = adapter_for_client(client, self._adapter_kind or None)
+        names = _check_names(adapter, schema, fields)
         enc = resolve_encoder(encoder)
         plan = make_plan("hybrid", fusion, hybrid_weights, 1, prefetch_limit, rrf_k, rescore_limit)  # validates
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -147,7 +172,14 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         self._client = client
         self._encoder = enc
         self._adapter = adapter
+        self._names = names
+        self._fields = fields
         ensure_cache(enc, cache_size)
+
+    def _writable(self, method: str) -> None:
+        if self._fields is not None:
+            raise ValueError(f"{method}(): this store searches a collection made elsewhere (fields=...); it does not "
+                             "write to it")
 
     @property
     def client(self) -> Any:
@@ -208,8 +240,9 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         # texts the index embedded last are the ones an LRU cache smaller than the batch still holds
         docs = list({n.node_id: node_to_document(n, self.flat_metadata) for n in nodes}.values())[::-1]
         before = self._encoder.stats.forward_passes
+        self._writable("add")
         self._adapter.upsert_documents(self._client, docs, self.collection_name, self._encoder,
-                                       batch_size=self.batch_size, show_progress=False)
+                                       batch_size=self.batch_size, show_progress=False, **self._names)
         extra = self._encoder.stats.forward_passes - before
         if extra and any(n.embedding is not None for n in nodes):
             logger.warning(
@@ -229,8 +262,9 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         if not isinstance(ref_doc_id, str) or not ref_doc_id:
             raise ValueError(f"ref_doc_id must be a non-empty string, got {ref_doc_id!r}")
         try:
+            self._writable("delete")
             self._adapter.delete_by_filter(self._client, Condition("ref_doc_id", "eq", ref_doc_id),
-                                           self.collection_name)
+                                           self.collection_name, **self._names)
         except CollectionNotFoundError:
             pass  # nothing stored (yet, or since clear()): nothing to delete
 
@@ -256,11 +290,12 @@ class M3VectorStoreBase(BasePydanticVectorStore):
                 return
             if neutral is not None:
                 neutral = combine(Condition(NODE_ID_KEY, "in", node_ids), neutral)
+        self._writable("delete_nodes")
         try:
             if neutral is None:
-                self._adapter.delete_documents(self._client, node_ids, self.collection_name)
+                self._adapter.delete_documents(self._client, node_ids, self.collection_name, **self._names)
             else:
-                self._adapter.delete_by_filter(self._client, neutral, self.collection_name)
+                self._adapter.delete_by_filter(self._client, neutral, self.collection_name, **self._names)
         except CollectionNotFoundError:
             pass
 
@@ -275,6 +310,7 @@ class M3VectorStoreBase(BasePydanticVectorStore):
 
     def clear(self) -> None:
         """Delete the whole collection (a later ``add`` creates it again)."""
+        self._writable("clear")
         self._adapter.drop_collection(self._client, self.collection_name)
 
     async def aclear(self) -> None:
@@ -295,7 +331,7 @@ class M3VectorStoreBase(BasePydanticVectorStore):
                 return []
         try:
             docs = self._adapter.get_documents(self._client, self.collection_name, ids=node_ids,
-                                               query_filter=neutral)
+                                               query_filter=neutral, **self._names)
         except CollectionNotFoundError:
             return []
         return [to_node(d.key, d.text, d.metadata or {}) for d in docs]
@@ -312,7 +348,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         """Number of stored nodes (matching ``filters``)."""
         neutral = to_neutral_filter(filters)
         try:
-            return self._adapter.count_documents(self._client, self.collection_name, query_filter=neutral)
+            return self._adapter.count_documents(self._client, self.collection_name, query_filter=neutral,
+                                                 **self._names)
         except CollectionNotFoundError:
             return 0
 
@@ -339,7 +376,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         query_output = self._encoder.encode_queries([query.query_str])  # the one forward pass of this query
         try:
             hits = self._adapter.hybrid_search(self._client, query.query_str, self.collection_name, self._encoder,
-                                               query_output=query_output, **search)
+                                               query_output=query_output, **search, **self._names,
+                                               **({"fields": self._fields} if self._fields is not None else {}))
         except CollectionNotFoundError:
             hits = []  # nothing stored (yet, or since clear())
         nodes = [hit_to_node(h) for h in hits]
@@ -407,6 +445,9 @@ class M3QdrantVectorStore(M3VectorStoreBase):
             docs for ``alpha``).
         batch_size: nodes per encode / upsert batch.
         cache_size: entries of the encoder output cache to turn on (if off); ``0`` / ``None`` leaves it.
+        schema: Qdrant only: a ``QdrantSchema`` with the vector names and payload keys of the collection.
+        fields: ``QdrantFields`` / ``MilvusFields``: search a collection made elsewhere (dense + sparse, no
+            ColBERT; e.g. by langchain-qdrant or Milvus' BGE-M3 tutorial); such a store does not write.
 
     Example:
         >>> enc = M3Encoder("BAAI/bge-m3")
@@ -435,6 +476,9 @@ class M3MilvusVectorStore(M3VectorStoreBase):
             docs for ``alpha``).
         batch_size: nodes per encode / upsert batch.
         cache_size: entries of the encoder output cache to turn on (if off); ``0`` / ``None`` leaves it.
+        schema: Qdrant only: a ``QdrantSchema`` with the vector names and payload keys of the collection.
+        fields: ``QdrantFields`` / ``MilvusFields``: search a collection made elsewhere (dense + sparse, no
+            ColBERT; e.g. by langchain-qdrant or Milvus' BGE-M3 tutorial); such a store does not write.
     """
 
     _adapter_kind: ClassVar[str] = "milvus"
