@@ -28,6 +28,7 @@ from m3_integrations.milvus._codecs import (  # noqa: E402
     encode_rows,
     for_new,
     row_nbytes,
+    similarities,
 )
 from m3_integrations.milvus._colbert import companion_rows, doc_gen, generation  # noqa: E402
 from m3_integrations.milvus._driver import run_sync  # noqa: E402
@@ -89,6 +90,8 @@ def test_codec_round_trip_within_its_bound(storage, dim):
         assert (np.abs(back - doc) <= (2.0**-11 if storage == "float16" else 0) * np.abs(doc) + 1e-7).all()
     q = rng.standard_normal((8, dim)).astype(np.float32)
     q /= np.linalg.norm(q, axis=1, keepdims=True)
+    # the scoring path (codes multiplied without decoding them) equals the decoded rows' products
+    np.testing.assert_allclose(similarities(q, raw, storage, dim), q @ back.T, atol=2e-6)
     err = abs(colbert_score(q, back) - colbert_score(q, doc))
     assert err <= {"float32": 1e-6, "float16": 1e-3, "8bit": 5e-3, "4bit": 6e-2}[storage]
     # many documents joined decode in one step

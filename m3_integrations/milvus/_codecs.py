@@ -198,3 +198,31 @@ def decode_rows(raw: bytes | np.ndarray, storage: str, dim: int) -> np.ndarray:
     out *= header[:, 1:2]
     out += header[:, 0:1]
     return out
+
+
+def similarities(query: np.ndarray, raw: bytes, storage: str, dim: int) -> np.ndarray:
+    """``query @ decode_rows(raw).T`` (``[q, rows]``), without building the decoded rows for scalar codes:
+    ``q . (offset + scale * codes) = (q . codes) * scale + sum(q) * offset``, and 4-bit codes stay in
+    their two nibble planes (even and odd dimensions), each multiplied with that half of the query."""
+    q = np.asarray(query, dtype=np.float32)
+    if storage not in _BITS:
+        return q @ decode_rows(raw, storage, dim).T
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    stride = row_nbytes(storage, dim)
+    if buf.size % stride:
+        raise ValueError(f"ColBERT blob of {buf.size} bytes is not whole {storage} rows of dimension {dim} "
+                         f"({stride} bytes each): the collection's storage record does not match its rows")
+    rows = buf.reshape(-1, stride)
+    header = np.ascontiguousarray(rows[:, :HEADER_BYTES]).view("<f4")  # [n, 2]: offset, scale
+    codes = rows[:, HEADER_BYTES:]
+    if _BITS[storage] == 8:
+        sims = q @ codes.astype(np.float32).T
+    else:
+        even, odd = q[:, 0::2], q[:, 1::2]
+        if odd.shape[1] < codes.shape[1]:  # odd dim: the last high nibble is padding (code 0)
+            odd = np.concatenate([odd, np.zeros((len(q), 1), np.float32)], axis=1)
+        sims = even @ (codes & 15).astype(np.float32).T
+        sims += odd @ (codes >> 4).astype(np.float32).T
+    sims *= header[:, 1]
+    sims += q.sum(axis=1, keepdims=True) * header[:, 0]
+    return sims

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ._codecs import LEGACY_STORAGE, decode_rows, encode_rows, row_nbytes
+from ._codecs import LEGACY_STORAGE, decode_rows, encode_rows, row_nbytes, similarities
 from ._driver import Program, call
 from ._filters import in_list
 from ._schema import (
@@ -122,13 +122,12 @@ def _fetch_groups(n_tokens: Sequence[int], dim: int, storage: str) -> list[list[
     return groups
 
 
-def _segment_maxsim(query: np.ndarray, tokens: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """MaxSim sums of ``query`` against consecutive segments of ``tokens`` (``sizes`` rows each, 0 allowed)."""
+def _segment_maxsim(sims: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """MaxSim sums from ``sims`` (``[q, rows]``) over consecutive segments of ``sizes`` rows (0 allowed)."""
     out = np.zeros(len(sizes), dtype=np.float64)
     present = np.flatnonzero(sizes > 0)
     if present.size == 0:
         return out
-    sims = np.asarray(query, dtype=np.float32) @ tokens.T  # [q, total tokens]
     starts = np.concatenate(([0], np.cumsum(sizes[present])[:-1]))
     per_doc_max = np.maximum.reduceat(sims, starts, axis=1)  # [q, docs]
     out[present] = per_doc_max.sum(axis=0, dtype=np.float64)
@@ -144,7 +143,7 @@ def maxsim_sums(query: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray
     if not (sizes > 0).any():
         return np.zeros(len(matrices), dtype=np.float64)
     tokens = np.concatenate([np.asarray(m, dtype=np.float32) for m in matrices if len(m)], axis=0)
-    return _segment_maxsim(query, tokens, sizes)
+    return _segment_maxsim(np.asarray(query, dtype=np.float32) @ tokens.T, sizes)
 
 
 def _part_keys(keys: Sequence[str], n_tokens: Sequence[int], dim: int, storage: str) -> list[str]:
@@ -152,7 +151,7 @@ def _part_keys(keys: Sequence[str], n_tokens: Sequence[int], dim: int, storage: 
 
 
 def _fetch_group(info: CollectionInfo, keys: Sequence[str], n_tokens: Sequence[int]) -> Program:
-    """The decoded rows of ``keys`` (one fetch by primary key), concatenated, and each key's row count
+    """The stored rows of ``keys`` (one fetch by primary key) as one byte string, and each key's row count
     (0 for a key whose rows are missing or incomplete)."""
     dim, storage = info.dim, info.storage
     wanted = _part_keys(keys, n_tokens, dim, storage)
@@ -171,8 +170,7 @@ def _fetch_group(info: CollectionInfo, keys: Sequence[str], n_tokens: Sequence[i
             continue  # not this generation's rows: never decode bytes as something they are not
         raw.append(data)
         sizes[i] = n_tokens[i]
-    tokens = decode_rows(b"".join(raw), storage, dim) if raw else np.zeros((0, dim), np.float32)
-    return tokens, sizes
+    return b"".join(raw), sizes
 
 
 def fetch_matrices(info: CollectionInfo, keys: Sequence[str], n_tokens: Sequence[int]) -> Program:
@@ -180,7 +178,8 @@ def fetch_matrices(info: CollectionInfo, keys: Sequence[str], n_tokens: Sequence
     dim = info.dim
     matrices: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(keys)
     for group in _fetch_groups(n_tokens, dim, info.storage):
-        tokens, sizes = yield from _fetch_group(info, [keys[i] for i in group], [n_tokens[i] for i in group])
+        raw, sizes = yield from _fetch_group(info, [keys[i] for i in group], [n_tokens[i] for i in group])
+        tokens = decode_rows(raw, info.storage, dim)
         for i, part in zip(group, np.split(tokens, np.cumsum(sizes)[:-1]), strict=True):
             matrices[i] = part
     return matrices
@@ -193,8 +192,8 @@ def companion_scores(info: CollectionInfo, query: np.ndarray, keys: Sequence[str
         return np.zeros(0)
     out = np.zeros(len(keys), dtype=np.float64)
     for group in _fetch_groups(n_tokens, info.dim, info.storage):
-        tokens, sizes = yield from _fetch_group(info, [keys[i] for i in group], [n_tokens[i] for i in group])
-        out[group] = _segment_maxsim(query, tokens, sizes)
+        raw, sizes = yield from _fetch_group(info, [keys[i] for i in group], [n_tokens[i] for i in group])
+        out[group] = _segment_maxsim(similarities(query, raw, info.storage, info.dim), sizes)
     return out / len(query)
 
 
