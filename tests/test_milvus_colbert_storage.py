@@ -233,3 +233,34 @@ def test_collection_made_before_the_settings_still_reads_as_float16(client, enco
     upsert_documents(client, DOCS[8:9], name, encoder, colbert_storage="float16", colbert_pool_factor=1)
     with pytest.raises(SchemaMismatchError, match="stores 'float16'"):
         upsert_documents(client, DOCS[9:10], name, encoder, colbert_storage="4bit")
+
+
+async def test_async_ingest_records_and_applies_the_settings(encoder, tmp_path):
+    from pymilvus import AsyncMilvusClient
+
+    from m3_integrations.milvus import ahybrid_search, aupsert_documents
+
+    path = str(tmp_path / "async.db")
+    aclient = AsyncMilvusClient(path)
+    try:
+        await aupsert_documents(aclient, DOCS[:6], "async_st", encoder, colbert_storage="4bit", colbert_pool_factor=2)
+        with pytest.raises(SchemaMismatchError, match="'4bit'"):
+            await aupsert_documents(aclient, DOCS[6:8], "async_st", encoder, colbert_storage="8bit")
+        await aupsert_documents(aclient, DOCS[6:8], "async_st", encoder)  # the recorded settings
+        hits = await ahybrid_search(aclient, QUERIES[0], "async_st", encoder, limit=8, mode="colbert",
+                                    prefetch_limit=8)
+    finally:
+        await aclient.close()
+    sync = MilvusClient(path)
+    try:
+        assert _record(sync, "async_st") == {"version": 1, "storage": "4bit", "pool_factor": 2}
+        full = encoder.encode_documents([d["text"] for d in DOCS[:8]])
+        assert _stored_tokens(sync, "async_st") == {
+            d["id"]: pooled_length(len(full.colbert[i]), 2) for i, d in enumerate(DOCS[:8])}
+    finally:
+        sync.close()
+    pooled = dict(zip([d["id"] for d in DOCS[:8]], pool_colbert(full.colbert, 2), strict=True))
+    q = encoder.encode_queries([QUERIES[0]]).colbert[0]
+    assert len(hits) == 8
+    for hit in hits:
+        assert hit.scores["colbert"] == pytest.approx(colbert_score(q, pooled[hit.id]), abs=BOUND["4bit"])
