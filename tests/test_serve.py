@@ -34,7 +34,9 @@ LIMITS = dict(max_texts_per_request=16, max_request_tokens=2000, max_body_bytes=
 
 @pytest.fixture(scope="module")
 def service(encoder):
-    server = M3Server(create_app(encoder, ServeSettings(api_key=KEY, **LIMITS)), port=0, log_level="warning")
+    # a 50 ms batching window (default 2 ms) so that requests sent together on a loaded machine still meet
+    settings = ServeSettings(api_key=KEY, max_wait_ms=50, **LIMITS)
+    server = M3Server(create_app(encoder, settings), port=0, log_level="warning")
     with server:
         yield server
 
@@ -283,15 +285,22 @@ def test_metrics_are_prometheus_text(client):
     assert buckets == sorted(buckets)  # cumulative
 
 
+def _wait_for(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def test_drain_finishes_in_flight_requests_and_refuses_new_ones(encoder):
-    # the batcher waits up to 1.5 s for company, so the first request is still in flight when the drain starts
-    app = create_app(encoder, ServeSettings(max_wait_ms=1500, max_batch_tokens=10**6))
+    # the batcher waits up to 3 s for company, so the first request is still in flight when the drain starts
+    app = create_app(encoder, ServeSettings(max_wait_ms=3000, max_batch_tokens=10**6))
     server = M3Server(app, port=0, log_level="warning").start()
     url, result = server.url, {}
     first = threading.Thread(target=lambda: result.update(r=httpx.post(url + "/encode", json={"input": ["in flight"]},
                                                                        timeout=30)))
     first.start()
-    time.sleep(0.4)
+    _wait_for(lambda: len(app.state.m3.batcher._queue) == 1)  # the request waits in the batcher
     begin_drain(server.app)  # what SIGTERM does first
     refused = httpx.post(url + "/encode", json={"input": ["too late"]}, timeout=30)
     assert refused.status_code == 503 and "shutting down" in refused.json()["error"]["message"]
@@ -332,7 +341,12 @@ def test_sigterm_lets_in_flight_requests_finish(tiny_model_dir, encoder):
         first = threading.Thread(target=lambda: result.update(
             r=httpx.post(url + "/encode", json={"input": ["in flight"]}, timeout=30)))
         first.start()
-        time.sleep(0.5)  # the request waits in the batcher (max_wait_ms=2000)
+
+        def queued() -> bool:  # the request waits in the batcher (max_wait_ms=2000)
+            text = httpx.get(url + "/metrics").text
+            return any(line == "m3_queue_requests 1" for line in text.splitlines())
+
+        _wait_for(queued)
         proc.send_signal(signal.SIGTERM)
         first.join(30)
         assert result["r"].status_code == 200
