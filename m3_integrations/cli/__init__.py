@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="m3: %(levelname)s: %(message)s")
     if not debug:  # milvus-lite's in-process gRPC server logs tracebacks for calls it does not implement
         logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+    for handler in logging.getLogger().handlers:  # an API key never reaches a log line either
+        if not any(isinstance(f, _Redact) for f in handler.filters):
+            handler.addFilter(_Redact())
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -82,6 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(redact(f"m3: error: {type(exc).__name__}: {_one_line(exc)} (set M3_DEBUG=1 for the traceback)"),
               file=sys.stderr)
         return 1
+
+
+class _Redact(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
 
 
 def _one_line(exc: BaseException) -> str:

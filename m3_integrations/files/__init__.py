@@ -5,7 +5,7 @@ about databases or the model (the chunker takes a tokenizer). One module per con
 
 * ``discover``: walk folders; hidden, ``.gitignore``d and binary files skipped; include/exclude globs.
 * ``text``: plain text, code and markup in any common encoding (careful detection); Markdown headings.
-* ``documents``: PDF (pages), DOCX (headings), PPTX (slides), HTML (headings), notebooks (cells).
+* ``pdf`` (pages), ``office`` (DOCX by heading, PPTX by slide), ``html`` (by heading), ``notebooks`` (cells).
 * ``records``: JSON Lines, JSON, CSV, TSV (one record per line / item / row).
 * ``read``: ``read_records(file)`` for any of them; ``file_hash``.
 * ``chunking``: token-bounded chunks that prefer paragraph, sentence, then word boundaries, as exact

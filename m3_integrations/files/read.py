@@ -8,15 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .._text import lone_surrogate, replace_lone_surrogates
-from . import documents
 from ._types import InputError, Record, SourceFile
+from .html import read_html
+from .notebooks import read_notebook
+from .office import read_docx, read_pptx
+from .pdf import read_pdf
 from .records import read_record_file
 from .text import read_text
 
 READERS: dict[str, Callable[[SourceFile], list[Record]]] = {
-    ".pdf": documents.read_pdf, ".docx": documents.read_docx, ".pptx": documents.read_pptx,
-    ".html": documents.read_html, ".htm": documents.read_html, ".xhtml": documents.read_html,
-    ".ipynb": documents.read_notebook,
+    ".pdf": read_pdf, ".docx": read_docx, ".pptx": read_pptx,
+    ".html": read_html, ".htm": read_html, ".xhtml": read_html, ".ipynb": read_notebook,
 }
 RECORD_FILES = (".jsonl", ".ndjson", ".json", ".csv", ".tsv")
 
