@@ -2,8 +2,9 @@
 
 The embedded engines (Qdrant Edge shards, milvus-lite files) are not made for two processes. A second
 Qdrant Edge opener even damages the first one's files before it reaches the engine's own WAL lock, so the
-package takes its own lock first: ``fcntl.flock`` on a lock file, with the holder's pid written in it.
-The OS releases it when the holder dies, so a killed process never leaves a stale lock behind.
+package takes its own lock first: ``fcntl.flock`` (Windows: ``msvcrt.locking``) on a lock file, with the
+holder's pid written in it. The OS releases it when the holder dies, so a killed process never leaves a
+stale lock behind.
 """
 
 from __future__ import annotations
@@ -54,6 +55,37 @@ def check_wait(wait: Any) -> float:
     return float(wait)
 
 
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock on ``fd`` without blocking; ``False`` if another open file holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _unlock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def _read_pid(lock_file: Path) -> int | None:
     try:
         text = lock_file.read_text().strip()
@@ -79,8 +111,6 @@ class StoreLock:
 
     def acquire(self, wait: float = 0.0) -> StoreLock:
         """Take the lock, polling up to ``wait`` seconds; raises ``StoreLockedError`` naming the holder."""
-        import fcntl
-
         wait = check_wait(wait)
         with self._mutex:
             if self._fd is not None:
@@ -88,18 +118,15 @@ class StoreLock:
             start = time.monotonic()
             fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        waited = time.monotonic() - start
-                        if waited >= wait:
-                            raise StoreLockedError(self.store_path, _read_pid(self.lock_file), waited if wait else 0.0,
-                                                   what=self.what) from None
-                        time.sleep(min(_POLL_SECONDS, wait - waited))
+                while not _try_lock(fd):
+                    waited = time.monotonic() - start
+                    if waited >= wait:
+                        raise StoreLockedError(self.store_path, _read_pid(self.lock_file), waited if wait else 0.0,
+                                               what=self.what)
+                    time.sleep(min(_POLL_SECONDS, wait - waited))
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, f"{os.getpid()}\n".encode())
             except BaseException:
                 os.close(fd)
                 raise
@@ -109,14 +136,12 @@ class StoreLock:
     def release(self) -> None:
         """Release the lock (a no-op when it is not held). The pid stays in the file; it is only read while the
         lock is held by someone."""
-        import fcntl
-
         with self._mutex:
             fd, self._fd = self._fd, None
             if fd is None:
                 return
             try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                _unlock(fd)
             finally:
                 os.close(fd)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -75,10 +74,6 @@ def _main_row(doc: Document, output: M3Output, i: int, info: CollectionInfo) -> 
         )
     if len(key.encode("utf-8")) > MAX_VARCHAR:
         raise ValueError(f"document id {key[:40]!r}... is longer than {MAX_VARCHAR} bytes")
-    try:
-        json.dumps(doc.metadata, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"document {key!r}: metadata must be JSON-serializable ({exc})") from exc
     dense = np.asarray(output.dense[i], dtype=np.float32)
     if dense.shape != (info.dim,):
         raise ValueError(f"dense vector has dimension {dense.shape[-1]}; collection {info.name!r} stores {info.dim}")
