@@ -299,7 +299,7 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
 
         try:
             module.upsert_documents(client, documents(), collection_name=target.collection, encoder=encoder,
-                                    batch_size=args.batch_size, show_progress=False)
+                                    batch_size=args.batch_size, show_progress=False, **_colbert_settings(module, args))
         except IngestError as exc:
             failed_ids = set(exc.failed_ids)
         except KeyboardInterrupt:
@@ -405,6 +405,18 @@ def _restore(config_file: Path, previous: bytes | None) -> None:
         pass
 
 
+
+def _colbert_settings(module: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The ColBERT storage options of ``m3 index`` as the store module takes them (none: the collection's)."""
+    storage, pool = args.colbert_storage, args.colbert_pool_factor
+    if storage is None and pool is None:
+        return {}
+    if module.__name__.endswith(".qdrant"):
+        from ..qdrant import QdrantSchema
+
+        return {"schema": QdrantSchema(colbert_storage=storage, colbert_pool_factor=pool)}
+    return {"colbert_storage": storage, "colbert_pool_factor": pool}
+
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``m3 index`` to the sub-command parsers."""
     from ._common import non_negative, positive
@@ -432,6 +444,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--text-field", default=None, help="text field of .json/.jsonl records and .csv/.tsv column "
                                                       "(default: text, or the collection's)")
     p.add_argument("--batch-size", type=positive, default=64, help="chunks per upsert batch (default 64)")
+    p.add_argument("--colbert-storage", default=None, choices=("float32", "float16", "8bit", "4bit", "1bit"),
+                   help="how a new index stores ColBERT rows (default 4bit on Qdrant; recorded with the index, "
+                        "so search needs no flag; an existing index must match)")
+    p.add_argument("--colbert-pool-factor", type=positive, default=None, metavar="N",
+                   help="token pooling of documents' ColBERT rows: keep rows // N (default 1 = off; recorded with "
+                        "the index)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show progress bars (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
