@@ -148,3 +148,46 @@ def test_wrong_kind_of_client_is_named(tmp_path, encoder):
     with pytest.raises(TypeError, match="QdrantClient"):
         qdrant.count_documents(mc, "x")
     mc.close()
+
+
+def test_milvus_read_consistency_level(tmp_path, encoder):
+    from pymilvus import MilvusClient
+
+    from m3_integrations import milvus as m
+
+    class Recording(MilvusClient):
+        """The real client, recording the consistency level of each read."""
+
+        levels: list = []
+
+        def _record(self, kwargs):
+            self.levels.append(kwargs.get("consistency_level"))
+
+        def search(self, *args, **kwargs):
+            self._record(kwargs)
+            return super().search(*args, **kwargs)
+
+        def query(self, *args, **kwargs):
+            self._record(kwargs)
+            return super().query(*args, **kwargs)
+
+        def hybrid_search(self, *args, **kwargs):
+            self._record(kwargs)
+            return super().hybrid_search(*args, **kwargs)
+
+    client = Recording(str(tmp_path / "c.db"))
+    m.upsert_documents(client, [{"text": f"text {i}", "id": str(i)} for i in range(4)], "cl", encoder)
+    strong = m.hybrid_search(client, "text 1", "cl", encoder, limit=3)
+    client.levels.clear()
+    for level in ("Eventually", "Bounded"):
+        got = m.hybrid_search(client, "text 1", "cl", encoder, limit=3, consistency_level=level)
+        assert [(h.id, round(h.score, 5)) for h in got] == [(h.id, round(h.score, 5)) for h in strong]
+        assert m.count_documents(client, "cl", consistency_level=level) == 4
+        assert [d.id for d in m.get_documents(client, "cl", ids=["2"], consistency_level=level)] == ["2"]
+        assert client.levels and set(client.levels) == {level}  # every read of the call, none left out
+        client.levels.clear()
+    m.hybrid_search(client, "text 1", "cl", encoder, limit=3)
+    assert set(client.levels) == {None}  # the collection's own (Strong) when not asked
+    with pytest.raises(ValueError, match="Strong, Bounded, Session, Eventually"):
+        m.count_documents(client, "cl", consistency_level="strong-ish")
+    client.close()

@@ -253,8 +253,9 @@ class M3VectorStore(VectorStore):
         return {key: value for key, value in self.store_kwargs.items() if key == "schema"}
 
     def _query_kwargs(self) -> dict[str, Any]:
-        """The store keywords ``hybrid_search`` takes: the schema, or a Milvus collection's ``fields``."""
-        return {key: value for key, value in self.store_kwargs.items() if key in ("schema", "fields")}
+        """The store keywords ``hybrid_search`` takes: the schema or ``fields``, Milvus' ``consistency_level``."""
+        return {key: value for key, value in self.store_kwargs.items()
+                if key in ("schema", "fields", "consistency_level")}
 
     # ------------------------------------------------------------------------------------ reading
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:

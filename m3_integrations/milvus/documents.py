@@ -15,6 +15,7 @@ from ._codecs import check_native, for_new, requested
 from ._colbert import MAX_QUERY_ROWS, companion_rows, generation, native_value
 from ._driver import Program, call, check_async_client, check_sync_client, run_any, run_async, run_sync
 from ._filters import and_expr, in_list, to_expr
+from ._reads import check_consistency, with_consistency
 from ._schema import (
     COLBERT_STRUCT,
     DENSE,
@@ -399,17 +400,19 @@ def _check_limit(limit: Any) -> None:
 
 
 def get_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
-                  query_filter: Any = None, limit: int | None = None) -> list[Document]:
+                  query_filter: Any = None, limit: int | None = None, *,
+                  consistency_level: str | None = None) -> list[Document]:
     """Fetch stored documents by key and/or filter (in ``ids`` order when given).
 
     Each ``Document.id`` is the document's key (the user's id, or the id derived from its text), as on
     Qdrant. Without ``ids``, at most ``limit`` documents (default and cap: Milvus' query window of
-    16,384) are returned.
+    16,384) are returned. ``consistency_level``: as in ``hybrid_search``.
     """
     check_sync_client(client, "get_documents")
     _check_limit(limit)
     keys = None if ids is None else _keys(ids)
-    return run_sync(client, _get_program(client, _check_name(collection_name), keys, query_filter, limit))
+    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit)
+    return run_sync(client, with_consistency(program, check_consistency(consistency_level)))
 
 
 def _count_program(client: Any, name: str, query_filter: Any) -> Program:
@@ -418,10 +421,12 @@ def _count_program(client: Any, name: str, query_filter: Any) -> Program:
     return int(rows[0]["count(*)"]) if rows else 0
 
 
-def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None) -> int:
-    """Number of documents (optionally matching ``query_filter``)."""
+def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
+                    consistency_level: str | None = None) -> int:
+    """Number of documents (optionally matching ``query_filter``); ``consistency_level`` as in ``hybrid_search``."""
     check_sync_client(client, "count_documents")
-    return run_sync(client, _count_program(client, _check_name(collection_name), query_filter))
+    program = _count_program(client, _check_name(collection_name), query_filter)
+    return run_sync(client, with_consistency(program, check_consistency(consistency_level)))
 
 
 def drop_collection(client: Any, collection_name: str = "docs") -> None:
@@ -432,12 +437,14 @@ def drop_collection(client: Any, collection_name: str = "docs") -> None:
 
 # ---------------------------------------------------------------------------------------- async twins
 async def aget_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
-                         query_filter: Any = None, limit: int | None = None) -> list[Document]:
+                         query_filter: Any = None, limit: int | None = None, *,
+                         consistency_level: str | None = None) -> list[Document]:
     """Async twin of ``get_documents`` (``AsyncMilvusClient``; a ``MilvusClient`` runs in a worker thread)."""
     check_async_client(client, "aget_documents")
     _check_limit(limit)
     keys = None if ids is None else _keys(ids)
-    return await run_any(client, _get_program(client, _check_name(collection_name), keys, query_filter, limit))
+    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit)
+    return await run_any(client, with_consistency(program, check_consistency(consistency_level)))
 
 
 async def adelete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs") -> None:
@@ -452,10 +459,12 @@ async def adelete_by_filter(client: Any, query_filter: Any, collection_name: str
     await run_any(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter)))
 
 
-async def acount_documents(client: Any, collection_name: str = "docs", query_filter: Any = None) -> int:
+async def acount_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
+                           consistency_level: str | None = None) -> int:
     """Async twin of ``count_documents``."""
     check_async_client(client, "acount_documents")
-    return await run_any(client, _count_program(client, _check_name(collection_name), query_filter))
+    program = _count_program(client, _check_name(collection_name), query_filter)
+    return await run_any(client, with_consistency(program, check_consistency(consistency_level)))
 
 
 async def adrop_collection(client: Any, collection_name: str = "docs") -> None:

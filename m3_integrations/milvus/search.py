@@ -36,6 +36,7 @@ from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS, companion_scores, doc_gen, native_scores
 from ._driver import Program, call, check_async_client, check_sync_client, run_async, run_sync
 from ._filters import in_list, to_expr
+from ._reads import check_consistency, with_consistency
 from ._schema import (
     DENSE,
     DOC_ID,
@@ -228,7 +229,7 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
         first_d, first_s = first_phase_weights(w_d, w_s)
         ordered.sort(key=lambda c: (-(first_d * c.scores["dense"] + first_s * c.scores["sparse"]), c.entity[DOC_ID]))
         ordered = ordered[: plan.rescore_limit]
-    if qc is not None:
+    if qc is not None and not (weighted and w_c == 0):  # a query_output may carry unused ColBERT rows
         yield from _colbert_scores(info, qc, ordered)
 
     if plan.mode == "colbert":
@@ -295,6 +296,7 @@ def hybrid_search(
     rescore_limit: int | None = None,
     query_output: M3Output | None = None,
     fields: MilvusFields | None = None,
+    consistency_level: str | None = None,
 ) -> list[Hit]:
     """Search a collection written by ``upsert_documents``.
 
@@ -313,18 +315,22 @@ def hybrid_search(
         query_output: a precomputed one-row ``M3Output`` of the query (skips the encoder).
         fields: the field names of a collection this package did not create (``MilvusFields``; see
             ``m3_integrations.milvus.fields``): dense + sparse, no ColBERT.
+        consistency_level: ``Strong``, ``Bounded``, ``Session`` or ``Eventually`` for this search's reads
+            (``None``: the collection's, ``Strong`` for the ones this package creates).
 
     Returns:
         Up to ``limit`` hits, best first, with per-mode reference scores in ``Hit.scores``.
     """
     check_sync_client(client, "hybrid_search")
+    check_consistency(consistency_level)
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
     if fields is not None:
         want = (want[0], want[1], False)  # a collection of another making has no ColBERT vectors
     if q is None:
         q = encoder.encode_queries([query], **_encode_kwargs(want))
-    return run_sync(client, _program(client, collection_name, plan, q, expr, fields))
+    return run_sync(client, with_consistency(_program(client, collection_name, plan, q, expr, fields),
+                                             consistency_level))
 
 
 async def ahybrid_search(
@@ -343,13 +349,16 @@ async def ahybrid_search(
     rescore_limit: int | None = None,
     query_output: M3Output | None = None,
     fields: MilvusFields | None = None,
+    consistency_level: str | None = None,
 ) -> list[Hit]:
     """``hybrid_search`` over a ``pymilvus.AsyncMilvusClient`` (the query encodes in a worker thread)."""
     check_async_client(client, "ahybrid_search")
+    check_consistency(consistency_level)
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
     if fields is not None:
         want = (want[0], want[1], False)
     if q is None:
         q = await encoder.aencode_queries([query], **_encode_kwargs(want))
-    return await run_async(client, _program(client, collection_name, plan, q, expr, fields))
+    return await run_async(client, with_consistency(_program(client, collection_name, plan, q, expr, fields),
+                                                    consistency_level))
