@@ -264,3 +264,17 @@ async def test_async_ingest_records_and_applies_the_settings(encoder, tmp_path):
     assert len(hits) == 8
     for hit in hits:
         assert hit.scores["colbert"] == pytest.approx(colbert_score(q, pooled[hit.id]), abs=BOUND["4bit"])
+
+
+def test_reingest_replaces_the_previous_generation_found_by_primary_key(client, encoder):
+    name = "regen"
+    long_text = " ".join(WORDS) * 20  # several blob parts
+    upsert_documents(client, [{"text": long_text, "id": "a"}, {"text": "short", "id": "b"}], name, encoder,
+                     colbert_storage="float32")
+    parts = client.query(name + "__colbert", filter='doc_pk != ""', output_fields=["doc_gen"], limit=100)
+    assert len(parts) > 2
+    upsert_documents(client, [{"text": "now short", "id": "a"}], name, encoder)
+    parts = client.query(name + "__colbert", filter='doc_pk != ""', output_fields=["doc_gen"], limit=100)
+    stored = client.query(name, filter='pk != ""', output_fields=["pk", "gen"], limit=10)
+    assert sorted(p["doc_gen"] for p in parts) == sorted(doc_gen(r["pk"], r["gen"]) for r in stored)
+    assert _blob_bytes(client, name) == sum(_stored_tokens(client, name).values()) * row_nbytes("float32", encoder.dim)

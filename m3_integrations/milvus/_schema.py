@@ -16,10 +16,10 @@ field                 type                   content
 ====================  =====================  ==================================================
 
 ColBERT, portable "companion" layout (milvus-lite, servers < 2.6.4): collection ``<name>__colbert``
-with each document's token matrix as float16 bytes in base64 VARCHAR parts (see ``_colbert``):
+with each document's token matrix as codec bytes (``colbert_storage``) in base64 VARCHAR parts (see ``_colbert``):
 ``pk`` = ``"<doc pk>:<gen>:<part>"``, ``doc_pk``, ``doc_gen`` = ``"<doc pk>:<gen>"``, ``part``, ``blob``.
 ``gen`` hashes the text and token count, so a re-ingested document writes its new rows first, then
-its main row (which now points at the new generation), then deletes the rows of other generations:
+its main row (which now points at the new generation), then deletes the previous generation's rows:
 a search never sees a mix, and a shorter text leaves no stale rows.
 
 ColBERT, "native" layout (Milvus server >= 2.6.4): an Array-of-Structs field ``colbert`` with a

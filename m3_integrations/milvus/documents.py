@@ -12,14 +12,13 @@ import numpy as np
 from .._ingest import Document, nonempty_documents, point_id, run_ingest
 from ..encoder.types import M3Output
 from ._codecs import check_native, for_new, requested
-from ._colbert import MAX_QUERY_ROWS, companion_rows, generation, native_value
+from ._colbert import MAX_QUERY_ROWS, companion_rows, doc_gen, generation, n_parts, native_value
 from ._driver import Program, call, check_async_client, check_sync_client, run_any, run_async, run_sync
 from ._filters import and_expr, in_list, to_expr
 from ._reads import check_consistency, with_consistency
 from ._schema import (
     COLBERT_STRUCT,
     DENSE,
-    DOC_GEN,
     DOC_ID,
     DOC_PK,
     GEN,
@@ -92,7 +91,7 @@ def write_program(info: CollectionInfo, batch: list[Document], output: M3Output)
     """Upsert one encoded batch, keeping the companion ColBERT collection consistent.
 
     Order: new ColBERT rows, then the main rows (which point at the new generation), then delete the
-    other generations' ColBERT rows of these documents. Every step is idempotent, so a retry or a
+    previous generation's ColBERT rows of these documents. Every step is idempotent, so a retry or a
     re-run repairs a write that stopped half-way.
     """
     rows, gens = [], []
@@ -101,6 +100,10 @@ def write_program(info: CollectionInfo, batch: list[Document], output: M3Output)
         rows.append(row)
         gens.append(gen)
     if info.layout == "companion":
+        # the generation each main row points at now: its ColBERT rows' primary keys follow from it
+        # (a look-up by primary key; a `doc_pk in [...]` filter scans the whole companion collection)
+        previous = yield call("query", info.name, filter=in_list(PK, [r[PK] for r in rows]),
+                              output_fields=[PK, GEN, N_TOKENS], limit=len(rows))
         pending: list[dict[str, Any]] = []
         size = 0
         for row, i in zip(rows, range(len(batch)), strict=True):
@@ -114,11 +117,9 @@ def write_program(info: CollectionInfo, batch: list[Document], output: M3Output)
             yield call("upsert", info.colbert_name, data=pending)
     yield call("upsert", info.name, data=rows)
     if info.layout == "companion":
-        # find, then delete by primary key (`not (x in [...])` deletes are not supported by every engine)
-        current = {f"{r[PK]}:{r[GEN]}" for r in rows}
-        found = yield call("query", info.colbert_name, filter=in_list(DOC_PK, [r[PK] for r in rows]),
-                           output_fields=[PK, DOC_GEN], limit=MAX_QUERY_ROWS)
-        stale = [r[PK] for r in found if r[DOC_GEN] not in current]
+        current = {(r[PK], r[GEN]) for r in rows}
+        stale = [f"{doc_gen(r[PK], r[GEN])}:{part}" for r in previous if (r[PK], r[GEN]) not in current
+                 for part in range(n_parts(int(r[N_TOKENS]), info.dim, info.storage))]
         if stale:
             yield call("delete", info.colbert_name, filter=in_list(PK, stale))
 
