@@ -74,6 +74,7 @@ def test_discover_walks_folders_and_notes_skips(tmp_path):
     (tmp_path / "noext").write_text("plain text without an extension")
     (tmp_path / "photo.JPG").write_bytes(b"\xff\xd8\xff")
     (tmp_path / "blob").write_bytes(bytes(range(256)))
+    (tmp_path / "sheet.xlsx").write_bytes(b"PK\x03\x04")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.jsonl").write_text("{}")
     (tmp_path / ".git").mkdir()
@@ -83,8 +84,9 @@ def test_discover_walks_folders_and_notes_skips(tmp_path):
     (tmp_path / "index" / "e.txt").write_text("x")
     files, skipped = discover([tmp_path, tmp_path / "a.md"], exclude=[tmp_path / "index"])
     assert [f.relative for f in files] == ["a.md", "b.PDF", "noext", "sub/c.jsonl"]
-    assert sorted((p.name, reason) for p, reason in skipped) == [("blob", "binary content"),
-                                                                 ("photo.JPG", "binary file type '.jpg'")]
+    assert sorted((p.name, reason) for p, reason in skipped) == [
+        ("blob", "binary content"), ("photo.JPG", "binary file type '.jpg'"),
+        ("sheet.xlsx", "unsupported document type '.xlsx' (save it as PDF, DOCX or PPTX)")]
     files, _ = discover([tmp_path], exclude=[tmp_path / "index"], hidden=True)
     assert {".env", ".git/d.txt"} <= {f.relative for f in files}
     with pytest.raises(InputError, match="no such file or directory"):

@@ -19,8 +19,9 @@ BINARY_SUFFIXES = frozenset((
     ".mp3", ".mp4", ".wav", ".flac", ".ogg", ".m4a", ".avi", ".mov", ".mkv", ".webm",
     ".ttf", ".otf", ".woff", ".woff2", ".eot", ".sqlite", ".db", ".pkl", ".pickle", ".npy", ".npz", ".pt",
     ".pth", ".safetensors", ".onnx", ".parquet", ".arrow", ".feather", ".h5", ".hdf5",
-    ".doc", ".xls", ".ppt", ".xlsx", ".odt", ".ods", ".odp", ".key", ".numbers", ".pages", ".epub",
 ))
+UNSUPPORTED_DOCUMENTS = frozenset((".doc", ".xls", ".ppt", ".xlsx", ".odt", ".ods", ".odp", ".key", ".numbers",
+                                   ".pages", ".epub", ".rtf"))
 SNIFF_BYTES = 8192
 
 
@@ -108,6 +109,9 @@ def discover(paths: Iterable[str | os.PathLike], exclude: Iterable[Path] = (), *
         suffix = file.suffix.lower()
         if suffix in BINARY_SUFFIXES:
             skipped.append((file, f"binary file type {suffix!r}"))
+            return
+        if suffix in UNSUPPORTED_DOCUMENTS:
+            skipped.append((file, f"unsupported document type {suffix!r} (save it as PDF, DOCX or PPTX)"))
             return
         if suffix not in DOCUMENT_SUFFIXES + RECORD_SUFFIXES and suffix not in _TEXT_SUFFIXES:
             try:
