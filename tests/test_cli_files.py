@@ -15,6 +15,7 @@ from m3_integrations.files import (
     decode,
     discover,
     file_hash,
+    load_chunks,
     read_records,
 )
 from m3_integrations.files.text import markdown_sections
@@ -211,3 +212,23 @@ def test_chunks_prefer_paragraph_then_sentence_boundaries(tok):
     pieces = chunk_text(paragraph, tok, one // 2 + 6, 0)  # smaller than a paragraph: whole sentences
     assert len(pieces) > 1 and all(p.endswith(".") for p in pieces)
     assert " ".join(pieces) == paragraph
+
+
+def test_load_chunks_gives_loaders_the_ids_and_metadata_m3_index_stores(tmp_path, tok):
+    (tmp_path / "guide.md").write_text("# Setup\n\nInstall it.\n\n## Linux\n\nUse the package manager.\n",
+                                       encoding="utf-8")
+    (tmp_path / "faq.jsonl").write_text(json.dumps({"id": "q1", "text": "No server needed.", "topic": "cli"}) + "\n",
+                                        encoding="utf-8")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 broken")
+    errors: list[tuple[str, str]] = []
+    chunks = list(load_chunks([tmp_path], tok, 64, 8, errors=errors))
+    source = (tmp_path / "guide.md").as_posix()
+    assert [(c.id, c.text, c.metadata.get("heading")) for c in chunks if c.metadata["source"] == source] == [
+        (f"{source}#0", "# Setup\n\nInstall it.", "Setup"),
+        (f"{source}#1", "## Linux\n\nUse the package manager.", "Setup > Linux")]
+    faq = next(c for c in chunks if c.metadata["doc_id"] == "q1")
+    assert faq.id == f"{(tmp_path / 'faq.jsonl').as_posix()}:1#0"
+    assert faq.metadata == {"topic": "cli", "source": (tmp_path / "faq.jsonl").as_posix(), "doc_id": "q1",
+                            "chunk": 0, "file_chunks": 1, "record": 1}
+    assert all(c.tokens > 0 for c in chunks)
+    assert len(errors) == 1 and errors[0][0].endswith("/broken.pdf") and "cannot read PDF" in errors[0][1]

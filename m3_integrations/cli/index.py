@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..files import InputError, Record, SourceFile, chunk_record, discover, file_hash, read_records
+from ..files import InputError, Record, SourceFile, discover, file_chunks, file_hash, read_records
 from ._common import (
     CLIError,
     Target,
@@ -62,12 +62,6 @@ class _FilePlan:
     records: list[Record] = field(default_factory=list)
     chunks: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (key, text, metadata)
     tokens: list[int] = field(default_factory=list)
-
-
-def _chunk_key(file: SourceFile, record: Record, chunk: int) -> str:
-    if record.record is None:
-        return f"{file.source}#{chunk}"
-    return f"{file.source}:{record.record}#{chunk}"
 
 
 # ------------------------------------------------------------------------------------- index state
@@ -262,15 +256,9 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
     tokenizer = encoder.tokenizer.backend_tokenizer
     with progress.phase("chunk", len(plans), "file") as phase:
         for plan in plans:
-            pieces = [(record, chunk) for record in plan.records
-                      for chunk in chunk_record(record, tokenizer, args.chunk_tokens, args.chunk_overlap)]
-            for record, chunk in pieces:
-                metadata = dict(record.metadata)
-                metadata.update(source=plan.file.source, doc_id=record.doc_id, chunk=chunk.number,
-                                file_chunks=len(pieces), content_hash=plan.digest, **chunk.location)
-                if record.record is not None:
-                    metadata["record"] = record.record
-                plan.chunks.append((_chunk_key(plan.file, record, chunk.number), chunk.text, metadata))
+            for chunk in file_chunks(plan.file, plan.records, tokenizer, args.chunk_tokens, args.chunk_overlap,
+                                     content_hash=plan.digest):
+                plan.chunks.append((chunk.id, chunk.text, chunk.metadata))
                 plan.tokens.append(chunk.tokens)
             phase.update()
     total = sum(len(p.chunks) for p in plans)

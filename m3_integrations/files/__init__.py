@@ -8,6 +8,7 @@ about databases or the model (the chunker takes a tokenizer). One module per con
 * ``pdf`` (pages), ``office`` (DOCX by heading, PPTX by slide), ``html`` (by heading), ``notebooks`` (cells).
 * ``records``: JSON Lines, JSON, CSV, TSV (one record per line / item / row).
 * ``read``: ``read_records(file)`` for any of them; ``file_hash``.
+* ``load``: ``file_chunks`` / ``load_chunks``: chunks with the ids and metadata ``m3 index`` stores.
 * ``chunking``: token-bounded chunks that prefer paragraph, sentence, then word boundaries, as exact
   slices of the extracted text, each with its location (page, line range, heading path, cell).
 
@@ -17,12 +18,13 @@ The document parsers come with the ``files`` extra (``pip install 'm3-integratio
 from ._types import InputError, Record, Section, SourceFile
 from .chunking import Chunk, chunk_record, chunk_spans, chunk_text, iter_chunks
 from .discover import discover, looks_binary
+from .load import FileChunk, file_chunks, load_chunks
 from .read import file_hash, read_records
 from .records import RESERVED_KEYS
 from .text import decode, detect_encoding
 
 __all__ = [
-    "RESERVED_KEYS", "Chunk", "InputError", "Record", "Section", "SourceFile", "chunk_record", "chunk_spans",
-    "chunk_text", "decode", "detect_encoding", "discover", "file_hash", "iter_chunks", "looks_binary",
-    "read_records",
+    "RESERVED_KEYS", "Chunk", "FileChunk", "InputError", "Record", "Section", "SourceFile", "chunk_record",
+    "chunk_spans", "chunk_text", "decode", "detect_encoding", "discover", "file_chunks", "file_hash", "iter_chunks",
+    "load_chunks", "looks_binary", "read_records",
 ]
