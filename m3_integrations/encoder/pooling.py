@@ -85,11 +85,11 @@ def _pool_group(matrices: list[np.ndarray], pool_factor: int, device: torch.devi
     n = max(len(m) for m in matrices)
     if n <= 1:
         return [np.asarray(m, dtype=np.float32) for m in matrices]
-    rows = torch.zeros(batch, n, dim, dtype=torch.float32, device=device)
-    counts = torch.tensor([len(m) for m in matrices], device=device)
+    padded = np.zeros((batch, n, dim), dtype=np.float32)
     for b, m in enumerate(matrices):
-        if len(m):
-            rows[b, : len(m)] = torch.as_tensor(np.asarray(m, dtype=np.float32), device=device)
+        padded[b, : len(m)] = m
+    rows = torch.from_numpy(padded).to(device)
+    counts = torch.tensor([len(m) for m in matrices], device=device)
     valid = torch.arange(n, device=device)[None, :] < counts[:, None]  # (B, n)
 
     # squared Euclidean distances between rows; Ward's merge cost is monotone in this after Lance-Williams
@@ -106,48 +106,54 @@ def _pool_group(matrices: list[np.ndarray], pool_factor: int, device: torch.devi
     labels = torch.arange(n, device=device).expand(batch, n).clone()
     # each row's nearest cluster, kept up to date so that a step scans rows, not the whole matrix
     nearest, neighbour = dist.min(dim=-1)
-    rows_of = dist.view(batch * n, n)  # flat views: 1-D indexing is much faster than mixed 3-D indexing
+    # Flat views and index_select / take / index_copy_ / scatter_: advanced indexing is 10-100x slower for these
+    # small per-step updates on CPU (measured), and a step is a few dozen of them.
+    rows_of = dist.view(batch * n, n)
     cells = dist.view(-1)
+    flat_sizes = sizes.view(-1)
     columns = torch.arange(n, device=device)[None, :] * n
     for step in range(int(merges.max())):
         active = (merges > step).nonzero().squeeze(1)
-        a = torch.arange(len(active), device=device)
-        k = nearest[active].argmin(dim=1)
-        other = neighbour[active, k]
+        at = torch.arange(len(active), device=device) * n  # row starts in (active, n) tensors
+        near, neigh = nearest.index_select(0, active), neighbour.index_select(0, active)
+        k = near.argmin(dim=1)
+        other = neigh.view(-1).take(at + k)
         i, j = torch.minimum(k, other), torch.maximum(k, other)  # j merges into i
-        ni, nj, nk = sizes[active, i][:, None], sizes[active, j][:, None], sizes[active]
-        row_i, row_j = active * n + i, active * n + j
-        di, dj = rows_of[row_i], rows_of[row_j]
-        merged = ((nk + ni) * di + (nk + nj) * dj - nk * di[a, j][:, None]) / (ni + nj + nk)  # Lance-Williams
+        size_i, size_j = active * n + i, active * n + j
+        ni, nj = flat_sizes.take(size_i)[:, None], flat_sizes.take(size_j)[:, None]
+        nk = sizes.index_select(0, active)
+        di, dj = rows_of.index_select(0, size_i), rows_of.index_select(0, size_j)
+        dij = di.view(-1).take(at + j)[:, None]
+        merged = ((nk + ni) * di + (nk + nj) * dj - nk * dij) / (ni + nj + nk)  # Lance-Williams
         merged = torch.where(nk > 0, merged, inf)
-        merged[a, i] = inf
-        merged[a, j] = inf
+        merged.view(-1).index_fill_(0, torch.cat([at + i, at + j]), float("inf"))
         base = (active * n * n)[:, None] + columns
-        rows_of[row_i] = merged
-        cells[base + i[:, None]] = merged
-        rows_of[row_j] = inf
-        cells[base + j[:, None]] = inf
-        sizes[active, i] += sizes[active, j]
-        sizes[active, j] = 0.0
-        labels[active] = torch.where(labels[active] == j[:, None], i[:, None], labels[active])
+        rows_of.index_copy_(0, size_i, merged)
+        cells.scatter_(0, (base + i[:, None]).view(-1), merged.view(-1))
+        rows_of.index_fill_(0, size_j, float("inf"))
+        cells.index_fill_(0, (base + j[:, None]).view(-1), float("inf"))
+        flat_sizes.index_add_(0, size_i, flat_sizes.take(size_j))
+        flat_sizes.index_fill_(0, size_j, 0.0)
+        lab = labels.index_select(0, active)
+        labels.index_copy_(0, active, torch.where(lab == j[:, None], i[:, None], lab))
         # nearest clusters: rows that pointed at i or j look again; the others may now prefer i
-        near, neigh = nearest[active], neighbour[active]
         stale = (neigh == i[:, None]) | (neigh == j[:, None])
         closer = merged < near
         near = torch.where(closer, merged, near)
         neigh = torch.where(closer, i[:, None], neigh)
-        stale[a, i] = True
-        stale[a, j] = False
+        stale.view(-1).index_fill_(0, at + i, True)
+        stale.view(-1).index_fill_(0, at + j, False)
         b, r = stale.nonzero(as_tuple=True)
         if len(b):
-            near[b, r], neigh[b, r] = rows_of[active[b] * n + r].min(dim=-1)
-        near[a, j] = inf
-        nearest[active], neighbour[active] = near, neigh
+            fresh, fresh_at = rows_of.index_select(0, active.index_select(0, b) * n + r).min(dim=-1)
+            near.view(-1).index_copy_(0, b * n + r, fresh)
+            neigh.view(-1).index_copy_(0, b * n + r, fresh_at)
+        near.view(-1).index_fill_(0, at + j, float("inf"))
+        nearest.index_copy_(0, active, near)
+        neighbour.index_copy_(0, active, neigh)
 
-    sums = torch.zeros_like(rows).scatter_add_(1, labels[:, :, None].expand(-1, -1, dim), rows * valid[..., None])
-    pooled = torch.nn.functional.normalize(sums, dim=-1)
-    result = []
-    for b, m in enumerate(matrices):
-        kept = (sizes[b] > 0).nonzero().squeeze(1)  # clusters, in the order of their first row
-        result.append(pooled[b, kept].cpu().numpy() if len(m) else np.asarray(m, dtype=np.float32))
-    return result
+    # padded rows are zero, so they add nothing to the cluster they are labelled with
+    sums = torch.zeros_like(rows).scatter_add_(1, labels[:, :, None].expand(-1, -1, dim), rows)
+    pooled = torch.nn.functional.normalize(sums, dim=-1).cpu().numpy()
+    kept = (sizes > 0).cpu().numpy()  # clusters, indexed by (so in the order of) their first row
+    return [pooled[b][kept[b]] if len(m) else np.asarray(m, dtype=np.float32) for b, m in enumerate(matrices)]
