@@ -66,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="m3: %(levelname)s: %(message)s")
     if not debug:  # milvus-lite's in-process gRPC server logs tracebacks for calls it does not implement
         logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        # gRPC's C core prints keepalive chatter (GOAWAY too_many_pings between pymilvus and the milvus-lite
+        # server during long encodes) straight to stderr; read once, when grpc is first imported (later, lazily)
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     for handler in logging.getLogger().handlers:  # an API key never reaches a log line either
         if not any(isinstance(f, _Redact) for f in handler.filters):
             handler.addFilter(_Redact())
