@@ -1,8 +1,10 @@
-"""Text checks shared by the encoder and the ingest path: a text must be encodable Unicode."""
+"""Text checks shared by the encoders (local and remote) and the ingest path: a text must be encodable Unicode."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -30,3 +32,19 @@ def check_text(text: str, where: str) -> None:
             "(often a file decoded with errors='surrogateescape' or a broken JSON escape); fix or drop it, "
             "e.g. text.encode('utf-8', 'replace').decode('utf-8')"
         )
+
+
+def check_texts(texts: Any) -> list[str]:
+    """``texts`` (a string, or an iterable of strings) as a list, each checked by ``check_text``; a ``TypeError``
+    names the first item that is not a string."""
+    if isinstance(texts, str):
+        check_text(texts, "the text")
+        return [texts]
+    if texts is None or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        check_text(text, f"texts[{i}]")
+    return texts

@@ -16,13 +16,14 @@ import os
 import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._text import check_texts
+from .encoder._cache import OutputCache
 from .encoder.types import M3Output
 
 ENV_URL = "M3_ENCODER_URL"
@@ -49,44 +50,6 @@ class RemoteStats:
     forward_passes: int = 0
     texts: int = 0
     tokens: int = 0
-
-
-class _LRU:
-    """A thread-safe LRU of one-row ``M3Output``s keyed by (text, max_length) (as ``M3Encoder``'s cache)."""
-
-    def __init__(self, max_entries: int) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be positive")
-        self.max_entries = max_entries
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-
-
-def _check_texts(texts: Any) -> list[str]:
-    """``texts`` as a list of strings, with ``M3Encoder``'s messages."""
-    if isinstance(texts, str):
-        return [texts]
-    if texts is None or not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-    return texts
 
 
 class RemoteTokenizer:
@@ -161,7 +124,7 @@ class RemoteEncoder:
         self.max_texts_per_request = min(server_max, max_texts_per_request or 256)
         self.max_batch_tokens: int = int(info.get("max_batch_tokens", 8192))
         self.stats = RemoteStats()
-        self._cache: _LRU | None = None
+        self._cache: OutputCache | None = None
         self._tokenizer = None
         self._tokenizer_lock = threading.Lock()
 
@@ -240,7 +203,7 @@ class RemoteEncoder:
 
     def tokenize(self, texts: str | Iterable[str]) -> list[list[int]]:
         """Token ids of each text with ``<s>``/``</s>``, untruncated (the service's tokenizer, run here)."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         return [e.ids for e in self.tokenizer.backend_tokenizer.encode_batch(texts)] if texts else []
 
     def count_tokens(self, texts: str | Iterable[str]) -> list[int]:
@@ -251,7 +214,7 @@ class RemoteEncoder:
     def enable_cache(self, max_entries: int = 1024) -> None:
         """Keep the outputs of the last ``max_entries`` distinct texts here (as ``M3Encoder.enable_cache``)."""
         if self._cache is None or self._cache.max_entries != max_entries:
-            self._cache = _LRU(max_entries)
+            self._cache = OutputCache(max_entries)
 
     @property
     def cache_size(self) -> int | None:
@@ -266,7 +229,7 @@ class RemoteEncoder:
     def encode(self, texts: str | Iterable[str], max_length: int | None = None, return_dense: bool = True,
                return_sparse: bool = True, return_colbert: bool = True) -> M3Output:
         """Encode texts on the service; the same arguments and output as ``M3Encoder.encode``."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         max_length = self._check_max_length(self.document_max_length if max_length is None else max_length)
         if not (return_dense or return_sparse or return_colbert):
             raise ValueError("ask for at least one of return_dense, return_sparse, return_colbert")

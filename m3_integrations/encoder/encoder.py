@@ -7,7 +7,6 @@ import logging
 import os
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._text import check_text
+from .._text import check_texts
 from ._batcher import plan_batches
+from ._cache import OutputCache
 from ._loading import (
     COLBERT_HEAD,
     DEFAULT_MODEL,
@@ -46,31 +46,6 @@ class EncoderStats:
     forward_passes: int = 0
     texts: int = 0
     tokens: int = 0
-
-
-class _OutputCache:
-    """A thread-safe LRU of one-row ``M3Output``s keyed by (text, max_length)."""
-
-    def __init__(self, max_entries: int) -> None:
-        if max_entries < 1:
-            raise ValueError("max_entries must be positive")
-        self.max_entries = max_entries
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
 
 
 def _pick_device(device: str | torch.device | None) -> torch.device:
@@ -163,7 +138,7 @@ class M3Encoder:
         self.stats = EncoderStats()
         self._lock = threading.Lock()
         self._warned_truncation = False
-        self._cache: _OutputCache | None = None
+        self._cache: OutputCache | None = None
 
     def enable_cache(self, max_entries: int = 1024) -> None:
         """Keep the outputs of the last ``max_entries`` distinct texts (all three representations).
@@ -172,7 +147,7 @@ class M3Encoder:
         store write of the same texts runs the model once. ``stats`` counts only real forward work.
         """
         if self._cache is None or self._cache.max_entries != max_entries:
-            self._cache = _OutputCache(max_entries)
+            self._cache = OutputCache(max_entries)
 
     @property
     def cache_size(self) -> int | None:
@@ -202,23 +177,9 @@ class M3Encoder:
             )
         return max_length
 
-    @staticmethod
-    def _check_texts(texts: str | Iterable[str]) -> list[str]:
-        if isinstance(texts, str):
-            check_text(texts, "the text")
-            return [texts]
-        if texts is None or not isinstance(texts, Iterable):
-            raise TypeError(f"texts must be a string or an iterable of strings, got {type(texts).__name__}")
-        texts = list(texts)
-        for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
-            check_text(text, f"texts[{i}]")
-        return texts
-
     def tokenize(self, texts: str | Iterable[str]) -> list[list[int]]:
         """Token ids of each text with ``<s>``/``</s>``, untruncated."""
-        texts = self._check_texts(texts)
+        texts = check_texts(texts)
         return [e.ids for e in self._backend.encode_batch(texts)] if texts else []
 
     def count_tokens(self, texts: str | Iterable[str]) -> list[int]:
@@ -256,7 +217,7 @@ class M3Encoder:
         Texts over ``max_length`` tokens (default ``document_max_length``) are truncated as the
         reference does, with a one-time warning. A single string is taken as a batch of one.
         """
-        texts = self._check_texts(texts)
+        texts = check_texts(texts)
         max_length = self._check_max_length(self.document_max_length if max_length is None else max_length)
         if not (return_dense or return_sparse or return_colbert):
             raise ValueError("ask for at least one of return_dense, return_sparse, return_colbert")
