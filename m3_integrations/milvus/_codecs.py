@@ -20,7 +20,7 @@ in one vectorized step. Rows are decoded client side before the exact MaxSim, so
 reference scale (the error is the rounding only: docs/benchmarks.md has the table).
 
 ``1bit`` is refused: one bit per value shrinks the ColBERT score by ~30% (mean error 0.084 on scores of
-~0.27 on the bench's synthetic vectors), which no longer is the reference scale.
+~0.27, measured on synthetic 256-row x 1024-d documents), which no longer is the reference scale.
 
 ``colbert_pool_factor`` (1 = off): the documents' rows were pooled at ingest
 (``m3_integrations.encoder.pooling``); queries are never pooled, so they need no flag.
