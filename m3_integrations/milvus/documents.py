@@ -218,6 +218,45 @@ class _Writer:
             yield call("flush", self.info.colbert_name)
 
 
+class EncodedWriter:
+    """Writes documents encoded elsewhere (a Ray actor pool) exactly as ``upsert_documents`` does: same
+    collection checks, same rows (ColBERT layout and storage), same deterministic ids.
+
+    ``prepare`` (once, before any encoding) checks or creates the collection and returns the ColBERT pool
+    factor the encoder must apply; ``unchanged`` names the keys already stored as they are; ``write``
+    upserts one encoded batch (idempotent); ``finish`` seals milvus-lite segments. ``transient`` lists the
+    errors worth a retry. The ColBERT settings apply when ``prepare`` creates the collection.
+    """
+
+    def __init__(self, client: Any, collection_name: str = "docs", dim: int = 1024, *, colbert_layout: str = "auto",
+                 colbert_storage: str | None = None, colbert_pool_factor: int | None = None) -> None:
+        check_sync_client(client, "EncodedWriter")
+        self.client = client
+        self.settings = _check_settings(colbert_layout, colbert_storage, colbert_pool_factor)
+        self._writer = _Writer(client, _check_name(collection_name), dim, False, colbert_layout, self.settings)
+        self.transient = _transient()
+
+    def prepare(self, *, recreate: bool = False) -> int:
+        """Check (or create, or with ``recreate`` replace) the collection; returns its ColBERT pool factor."""
+        w = self._writer
+        w.info = run_sync(self.client, _ensure_program(self.client, w.name, w.dim, recreate, w.layout, self.settings))
+        return w.info.pool_factor
+
+    def unchanged(self, batch: list[Document]) -> set[str]:
+        """Keys of the batch's documents stored with the same key, text and metadata."""
+        return run_sync(self.client, self._writer.unchanged(batch))
+
+    def write(self, batch: list[Document], output: M3Output) -> None:
+        """Upsert one encoded batch (``output`` row i is ``batch[i]``, ColBERT rows already pooled)."""
+        if len(output) != len(batch):
+            raise ValueError(f"{len(batch)} documents but {len(output)} encoded rows")
+        run_sync(self.client, self._writer.program(batch, output))
+
+    def finish(self) -> None:
+        """After the last batch (milvus-lite: seal what was written)."""
+        run_sync(self.client, self._writer.finish())
+
+
 def upsert_documents(
     client: Any,
     docs: Iterable[Any],

@@ -190,6 +190,48 @@ def upsert_documents(
             backend.after_upsert(name, written)
 
 
+class EncodedWriter:
+    """Writes documents encoded elsewhere (a Ray actor pool) exactly as ``upsert_documents`` does: same
+    collection checks, same rows, same deterministic ids.
+
+    ``prepare`` (once, before any encoding) checks or creates the collection and returns the ColBERT pool
+    factor the encoder must apply; ``unchanged`` names the keys already stored as they are; ``write``
+    upserts one encoded batch (idempotent); ``finish`` runs what follows an ingest (Qdrant Edge optimizes).
+    ``transient`` lists the errors worth a retry.
+    """
+
+    transient = TRANSIENT_ERRORS
+
+    def __init__(self, client: Any, collection_name: str = "docs", dim: int = 1024, *,
+                 schema: QdrantSchema | None = None) -> None:
+        self.backend = _sync_backend(client, "EncodedWriter")
+        self.name = check_collection_name(collection_name)
+        self.dim = dim
+        self.schema = _schema(schema)
+        self.written = 0
+
+    def prepare(self, *, recreate: bool = False) -> int:
+        """Check (or create, or with ``recreate`` replace) the collection; returns its ColBERT pool factor."""
+        return _ensure_collection(self.backend, self.name, self.schema, self.dim, recreate)
+
+    def unchanged(self, batch: list[Document]) -> set[str]:
+        """Keys of the batch's documents stored with the same key, text and metadata."""
+        return _same_as_stored(batch, self.backend.retrieve(self.name, [point_id(d) for d in batch]), self.schema)
+
+    def write(self, batch: list[Document], output: M3Output) -> None:
+        """Upsert one encoded batch (``output`` row i is ``batch[i]``, ColBERT rows already pooled)."""
+        if len(output) != len(batch):
+            raise ValueError(f"{len(batch)} documents but {len(output)} encoded rows")
+        self.backend.upsert(self.name, _rows(batch, output, self.schema), self.schema)
+        self.written += len(batch)
+
+    def finish(self) -> None:
+        """After the last batch (Qdrant Edge: optimize segments when enough was written)."""
+        if self.written:
+            self.backend.after_upsert(self.name, self.written)
+            self.written = 0
+
+
 async def aupsert_documents(
     client: Any,
     docs: Iterable[Any],
