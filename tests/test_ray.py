@@ -122,35 +122,42 @@ def _assert_same_search(search, ref, got, name_ref: str, name_got: str, encoder)
             assert [h.metadata for h in b] == [h.metadata for h in a]
 
 
+def _assert_same_edge_vectors(ref, got) -> None:
+    ids = [pid for pid, _ in ref.scroll("docs", None, None)]
+    want = {r.id: r.vector for r in ref._shard("docs").retrieve(ids, True, True)}
+    have = {r.id: r.vector for r in got._shard("docs").retrieve(ids, True, True)}
+    assert set(have) == set(want)
+    for pid, vec in want.items():
+        np.testing.assert_allclose(have[pid]["dense"], vec["dense"], atol=1e-6)
+        np.testing.assert_allclose(have[pid]["colbert"], vec["colbert"], atol=1e-3)  # float16 storage, pooled
+        assert have[pid]["sparse"].indices == vec["sparse"].indices
+        np.testing.assert_allclose(have[pid]["sparse"].values, vec["sparse"].values, atol=1e-6)
+
+
 def test_qdrant_edge_written_by_the_driver_matches_upsert_documents(local_ray, tmp_path, encoder, tiny_model_dir):
-    from m3_integrations.qdrant import count_documents, get_documents, hybrid_search, upsert_documents
+    from m3_integrations.qdrant import QdrantSchema, count_documents, get_documents, hybrid_search, upsert_documents
     from m3_integrations.qdrant.connect import connect
 
     rows = _rows()
     marker = tmp_path / "killed"
+    pooled = QdrantSchema(colbert_pool_factor=2)  # recorded with the collection, applied in the actors
     with connect(path=tmp_path / "ref") as ref:
-        keys = upsert_documents(ref, rows, "docs", encoder)
-        report = ingest_dataset(_dataset(rows), QdrantTarget(path=tmp_path / "ray"), KillOnce(tiny_model_dir, marker),
-                                dim=encoder.dim, batch_size=8)
+        keys = upsert_documents(ref, rows, "docs", encoder, schema=pooled)
+        report = ingest_dataset(_dataset(rows), QdrantTarget(path=tmp_path / "ray", schema=pooled),
+                                KillOnce(tiny_model_dir, marker), dim=encoder.dim, batch_size=8)
         assert marker.exists(), "the fault was not injected"
         assert report.writer == "driver" and report.written == N_DOCS + 1  # the repeat is written twice, stored once
         with connect(path=tmp_path / "ray") as got:
             assert count_documents(got, "docs") == N_DOCS  # 0 lost, 0 duplicated
             assert sorted(d.id for d in get_documents(got, "docs")) == sorted(set(keys))
-            ids = [pid for pid, _ in ref.scroll("docs", None, None)]
-            want = {r.id: r.vector for r in ref._shard("docs").retrieve(ids, True, True)}
-            have = {r.id: r.vector for r in got._shard("docs").retrieve(ids, True, True)}
-            assert set(have) == set(want)
-            for pid, vec in want.items():
-                np.testing.assert_allclose(have[pid]["dense"], vec["dense"], atol=1e-6)
-                np.testing.assert_allclose(have[pid]["colbert"], vec["colbert"], atol=1e-3)  # float16 storage
-                assert have[pid]["sparse"].indices == vec["sparse"].indices
-                np.testing.assert_allclose(have[pid]["sparse"].values, vec["sparse"].values, atol=1e-6)
+            _assert_same_edge_vectors(ref, got)
             _assert_same_search(hybrid_search, ref, got, "docs", "docs", encoder)
+        # no schema given: the collection's recorded pool factor still applies
         again = ingest_dataset(_dataset(rows), QdrantTarget(path=tmp_path / "ray"), tiny_model_dir, batch_size=64)
         assert again.written == N_DOCS  # one batch: the repeat is written once
         with connect(path=tmp_path / "ray") as got:
             assert count_documents(got, "docs") == N_DOCS  # re-running adds nothing
+            _assert_same_edge_vectors(ref, got)
 
 
 def _free_port() -> int:
