@@ -16,11 +16,14 @@ def float16_colbert_by_default():
     """Score-parity tests compare database scores with the float reference within 1e-5..2e-3. The tiny model's
     32-dim rows make the default 4-bit ColBERT codes several times coarser than at BGE-M3's 1024 dims (max
     error 0.014 vs 0.004, measured), so the suite stores float16 unless a test asks for a storage; the default's
-    own fidelity is tested at full width in tests/test_qdrant_colbert_storage.py."""
+    own fidelity is tested at full width in tests/test_qdrant_colbert_storage.py and
+    tests/test_milvus_colbert_storage.py."""
+    from m3_integrations.milvus import _codecs
     from m3_integrations.qdrant import _schema
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_schema, "DEFAULT_COLBERT_STORAGE", "float16")
+        patch.setattr(_codecs, "DEFAULT_STORAGE", "float16")
         yield
 
 

@@ -278,3 +278,15 @@ def test_reingest_replaces_the_previous_generation_found_by_primary_key(client, 
     stored = client.query(name, filter='pk != ""', output_fields=["pk", "gen"], limit=10)
     assert sorted(p["doc_gen"] for p in parts) == sorted(doc_gen(r["pk"], r["gen"]) for r in stored)
     assert _blob_bytes(client, name) == sum(_stored_tokens(client, name).values()) * row_nbytes("float32", encoder.dim)
+
+
+def test_new_collections_store_4bit_by_default(client, encoder, monkeypatch):
+    from m3_integrations.milvus import _codecs
+
+    monkeypatch.setattr(_codecs, "DEFAULT_STORAGE", "4bit")  # the suite pins float16 (conftest); this is the default
+    upsert_documents(client, DOCS[:4], "default_storage", encoder)
+    assert _record(client, "default_storage")["storage"] == "4bit"
+    full = encoder.encode_documents([d["text"] for d in DOCS[:4]])
+    dim = full.colbert[0].shape[1]
+    rows = sum(len(m) for m in full.colbert)
+    assert _blob_bytes(client, "default_storage") == rows * (dim // 2 + 8)  # nibbles + offset and scale per row
