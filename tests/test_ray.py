@@ -261,3 +261,38 @@ def test_import_m3_integrations_does_not_import_ray():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_m3_index_ray_stores_the_chunks_of_plain_m3_index(local_ray, tmp_path, tiny_model_dir):
+    import contextlib
+    import io
+    import json
+
+    from m3_integrations.cli import main
+    from m3_integrations.qdrant import QdrantEdgeStore, get_documents
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "notes.md").write_text("# Qdrant\n\nQdrant stores vectors.\n\n## Edge\n\nThe embedded engine.\n" * 6)
+    (folder / "records.jsonl").write_text("".join(json.dumps({"text": f"record {i} about river foxes"}) + "\n"
+                                                  for i in range(12)))
+    (folder / "table.csv").write_text("text,n\n" + "".join(f"row {i} on vector search,{i}\n" for i in range(9)))
+
+    def index(db: Path, *extra: str) -> dict:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main(["index", str(folder), "--db", str(db), "--model", str(tiny_model_dir), "--chunk-tokens", "32",
+                         "--chunk-overlap", "4", "--no-progress", "--json", *extra])
+        assert code == 0
+        return json.loads(out.getvalue())
+
+    def stored(db: Path) -> dict:
+        with QdrantEdgeStore(db / "qdrant-edge") as store:
+            return {d.id: (d.text, d.metadata) for d in get_documents(store)}
+
+    plain = index(tmp_path / "plain")
+    with_ray = index(tmp_path / "ray", "--ray", "--concurrency", "1", "--batch-size", "16")
+    assert with_ray["chunks"]["stored"] == plain["chunks"]["stored"] > 20
+    assert stored(tmp_path / "ray") == stored(tmp_path / "plain")  # same chunks, ids, texts and metadata
+    again = index(tmp_path / "ray", "--ray")
+    assert again["files"]["unchanged"] == 3 and again["chunks"]["stored"] == 0 and not again["model_loaded"]

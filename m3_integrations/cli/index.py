@@ -286,8 +286,12 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
                     phase.update(1, tokens)
 
         try:
-            module.upsert_documents(client, documents(), collection_name=target.collection, encoder=encoder,
-                                    batch_size=args.batch_size, show_progress=False, **_colbert_settings(module, args))
+            if getattr(args, "ray", False):
+                _ray_ingest(args, target, module, client, list(documents()), model, encoder.dim)
+            else:
+                module.upsert_documents(client, documents(), collection_name=target.collection, encoder=encoder,
+                                        batch_size=args.batch_size, show_progress=False,
+                                        **_colbert_settings(module, args))
         except IngestError as exc:
             failed_ids = set(exc.failed_ids)
         except KeyboardInterrupt:
@@ -394,6 +398,32 @@ def _restore(config_file: Path, previous: bytes | None) -> None:
 
 
 
+def _ray_ingest(args: argparse.Namespace, target: Target, module: Any, client: Any, docs: list[Any], model: str,
+                dim: int) -> None:
+    """Encode the chunks on a Ray actor pool (``--ray``): the actors write to a server, this process to an
+    embedded store; same chunks, ids and collection as without ``--ray``."""
+    if encoder_url(args):
+        raise CLIError("--ray loads the model in each Ray actor: leave out --encoder-url")
+    try:
+        import ray
+    except ImportError:
+        raise CLIError('--ray needs Ray: pip install "m3-integrations[ray]"') from None
+    from ..ray import MilvusTarget, QdrantTarget, ingest_dataset
+
+    settings = _colbert_settings(module, args)
+    where: dict[str, Any] = {"client": client} if not target.url else (
+        {"url": target.url, "api_key": target.api_key} if module.__name__.endswith(".qdrant")
+        else {"uri": target.url, "token": target.api_key})
+    ray_target = (QdrantTarget if module.__name__.endswith(".qdrant") else MilvusTarget)(
+        collection_name=target.collection, **where, **settings)
+    if not ray.is_initialized():
+        ray.init(address=args.ray_address, log_to_driver=False)
+    kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
+    rows = [{"text": d.text, "id": d.id, "metadata": json.dumps(d.metadata)} for d in docs]
+    ingest_dataset(ray.data.from_items(rows), ray_target, model, concurrency=args.concurrency,
+                   num_gpus=args.num_gpus, batch_size=args.batch_size, encoder_kwargs=kwargs, dim=dim)
+
+
 def _colbert_settings(module: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The ColBERT storage options of ``m3 index`` as the store module takes them (none: the collection's)."""
     storage, pool = args.colbert_storage, args.colbert_pool_factor
@@ -438,6 +468,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--colbert-pool-factor", type=positive, default=None, metavar="N",
                    help="token pooling of documents' ColBERT rows: keep rows // N (default 1 = off; recorded with "
                         "the index)")
+    p.add_argument("--ray", action="store_true",
+                   help="encode on a Ray actor pool (pip install 'm3-integrations[ray]'); same chunks and ids")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="the Ray cluster to join (default: RAY_ADDRESS, a running local Ray, else a new local one)")
+    p.add_argument("--num-gpus", type=float, default=0, metavar="N", help="GPUs per Ray actor (default 0)")
+    p.add_argument("--concurrency", type=positive, default=1, metavar="N", help="Ray actors (default 1)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show progress bars (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
