@@ -48,7 +48,11 @@ def test_quickstart_qdrant_embedded(tiny_model_dir, tmp_path):
     weighted, rrf, sparse, nature = sections.values()
     assert [len(weighted), len(rrf), len(sparse)] == [3, 3, 3]
     assert weighted[0][0] == rrf[0][0] == sparse[0][0] == "fox"  # the query is that document's text
-    assert "dense=1.0000" in weighted[0][2] and "colbert=1.0000" in weighted[0][2]
+    assert "dense=1.0000" in weighted[0][2]
+    # ColBERT rows are stored as 4-bit codes by default: a document matches itself within the codes' error,
+    # which on the tiny model's 32-d rows reaches ~0.01 (0.004 at BGE-M3's 1024 dims)
+    colbert = float(re.search(r"colbert=([\d.]+)", weighted[0][2]).group(1))
+    assert 0.985 <= colbert <= 1.0
     assert all(h[1] >= n[1] for h, n in zip(weighted, weighted[1:], strict=False))
     assert {hit[0] for hit in nature} <= {"fox", "tides"}  # the topic=nature filter held
     assert "after deleting 'fox': count = 5" in out
