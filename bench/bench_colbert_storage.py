@@ -6,11 +6,13 @@ For each setting (``--storages`` x ``--pool-factors``) a fresh process ingests `
 
 - disk: ``du`` of the store after the ingest returned (WAL included), bytes per stored token;
 - peak RSS of that process (ingest and queries), ingest rate in ColBERT rows/s (rows given to the engine);
-- p50 of the default weighted hybrid (dense + sparse candidates, ColBERT re-score), of the same with
-  ``rescore_limit=50``, and of the ColBERT re-rank alone (``mode="colbert"``);
-- fidelity against exact float32, unpooled MaxSim computed in numpy from the original rows: mean / max absolute
-  error of the ColBERT score (reference scale) over every returned hit, and top-10 overlap of the weighted hybrid
-  ranking with the exact ranking of the same candidates.
+- p50 of the default weighted hybrid (dense + sparse candidates, the best 50 re-scored by ColBERT), of the same
+  re-scoring every candidate (``rescore_limit="all"``) or ``--rescore-limits``, and of the ColBERT re-rank alone
+  (``mode="colbert"``: every candidate);
+- fidelity against exact float32, unpooled MaxSim: mean / max absolute error of the ColBERT score (reference
+  scale) of every ``rescore_limit="all"`` hit, computed in numpy from the original rows; top-10 overlap of each
+  weighted hybrid kind with the ``float32``, unpooled, ``"all"`` run (the first one, always run: exact MaxSim
+  over the same candidates).
 
     python bench/bench_colbert_storage.py --docs 10000                       # every setting
     python bench/bench_colbert_storage.py --docs 10000 --storages 4bit --pool-factors 1 2
@@ -28,6 +30,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,7 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_qdrant import SyntheticEncoder, synthetic_doc, synthetic_query  # noqa: E402
 
-from m3_integrations import weighted_score  # noqa: E402
 from m3_integrations.qdrant import QdrantEdgeStore, QdrantSchema, hybrid_search, upsert_documents  # noqa: E402
 
 
@@ -48,19 +50,46 @@ def du_bytes(path: Path) -> int:
     return int(done.stdout.split()[0])
 
 
+class MemorySampler:
+    """Peak anonymous and file-backed resident memory of this process (/proc/self/status, every 0.1 s).
+
+    Peak RSS (``ru_maxrss``) counts both: the engine writes ColBERT rows through memory-mapped files, whose
+    pages stay resident (and reclaimable) after they are written; anonymous memory is what the process holds.
+    """
+
+    def __init__(self) -> None:
+        self.peak = {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in self.peak:
+                    self.peak[key] = max(self.peak[key], int(value.split()[0]) * 1024)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {"peak_anon_gib": round(self.peak["RssAnon"] / 2**30, 2),
+                "peak_file_rss_gib": round(self.peak["RssFile"] / 2**30, 2)}
+
+
 def p50(samples: list[float]) -> float:
     return round(float(np.percentile(np.asarray(samples) * 1000, 50)), 2)
 
 
-def exact_scores(q, doc_index: int, args) -> dict[str, float]:
-    dense, sparse, colbert = synthetic_doc(doc_index, args.doc_tokens, args.nnz)
-    return {"dense": float(q.dense[0] @ dense),
-            "sparse": float(sum(w * sparse.get(t, 0.0) for t, w in q.sparse[0].items())),
-            "colbert": float((q.colbert[0] @ colbert.T).max(axis=1).mean())}
+def exact_colbert(q, doc_index: int, args) -> float:
+    """Exact float32, unpooled ColBERT score (MaxSim / query length) of a stored chunk."""
+    colbert = synthetic_doc(doc_index, args.doc_tokens, args.nnz)[2]
+    return float((q.colbert[0] @ colbert.T).max(axis=1).mean())
 
 
 def one(storage: str, pool: int, args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="bench_colbert_", dir=args.workdir))
+    memory = MemorySampler()
     store = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)
     schema = QdrantSchema(colbert_storage=storage, colbert_pool_factor=pool)
     encoder = SyntheticEncoder(args.doc_tokens, args.nnz)
@@ -79,34 +108,37 @@ def one(storage: str, pool: int, args) -> dict:
               "bytes_per_token": round(disk / (args.docs * args.doc_tokens), 1)}
     queries = [synthetic_query(args.docs, s, args.query_tokens, args.doc_tokens, args.nnz)
                for s in range(args.queries)]
-    kinds = {"hybrid_weighted": {}, "colbert_rerank": {"mode": "colbert"},
+    kinds = {"hybrid_weighted": {}, "hybrid_weighted_all": {"rescore_limit": "all"},
+             "colbert_rerank": {"mode": "colbert"},
              **{f"hybrid_weighted_rescore{k}": {"rescore_limit": k} for k in args.rescore_limits}}
     for kw in kinds.values():  # one untimed pass maps the pages the kind reads
         for q in queries[: min(20, len(queries))]:
             hybrid_search(store, "", "bench", None, limit=10, query_output=q, schema=schema, **kw)
-    times = {k: [] for k in kinds}
-    errors, overlaps = [], []
-    for q in queries:
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    top10: dict[str, list[list[str]]] = {k: [] for k in kinds}
+    colbert: list[tuple[int, str, float]] = []
+    for n, q in enumerate(queries):  # the kinds take turns query by query: load drift weighs on all alike
         for label, kw in kinds.items():
             t = time.perf_counter()
             hits = hybrid_search(store, "", "bench", None, limit=10, query_output=q, schema=schema, **kw)
             times[label].append(time.perf_counter() - t)
-            if label == "hybrid_weighted":
-                exact = {h.id: exact_scores(q, int(h.id), args) for h in hits}
-                errors += [abs(h.scores["colbert"] - exact[h.id]["colbert"]) for h in hits]
-                candidates = {h.id for h in hybrid_search(store, "", "bench", None, limit=args.prefetch * 2,
-                                                          query_output=q, schema=schema, mode="dense",
-                                                          prefetch_limit=args.prefetch)}
-                candidates |= {h.id for h in hybrid_search(store, "", "bench", None, limit=args.prefetch,
-                                                           query_output=q, schema=schema, mode="sparse")}
-                fused = {d: weighted_score(**exact_scores(q, int(d), args)) for d in candidates}
-                best = sorted(fused, key=lambda d: -fused[d])[:10]
-                overlaps.append(len(set(best) & {h.id for h in hits}) / 10)
+            top10[label].append([h.id for h in hits])
+            if label == "hybrid_weighted_all":
+                colbert += [(n, h.id, h.scores["colbert"]) for h in hits]
     result.update({f"{k}_p50_ms": p50(v) for k, v in times.items()})
+    result["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    result.update(memory.stop())
+    errors = [abs(score - exact_colbert(queries[n], int(doc), args)) for n, doc, score in colbert]
     result.update(colbert_abs_error_mean=round(float(np.mean(errors)), 5),
-                  colbert_abs_error_max=round(float(np.max(errors)), 5),
-                  top10_overlap=round(float(np.mean(overlaps)), 3),
-                  peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2))
+                  colbert_abs_error_max=round(float(np.max(errors)), 5))
+    if args.baseline:  # top-10 overlap with exact float32 unpooled MaxSim over all candidates
+        exact = json.loads(Path(args.baseline).read_text())
+        for label in kinds:
+            if label != "colbert_rerank":
+                overlap = [len(set(a) & set(b)) / 10 for a, b in zip(top10[label], exact, strict=True)]
+                result[f"{label}_top10_overlap"] = round(float(np.mean(overlap)), 3)
+    if args.write_baseline:
+        Path(args.write_baseline).write_text(json.dumps(top10["hybrid_weighted_all"]))
     store.close()
     subprocess.run(["rm", "-rf", str(workdir)], check=False)
     return result
@@ -121,12 +153,14 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--prefetch", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--rescore-limits", type=int, nargs="*", default=[50, 20])
+    ap.add_argument("--rescore-limits", type=int, nargs="*", default=[20], help="besides the default (50) and 'all'")
     ap.add_argument("--storages", nargs="+", default=["float32", "float16", "8bit", "4bit"])
     ap.add_argument("--pool-factors", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--json", default=None, help="append each result as a JSON line to this file")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # "storage,pool": run in this process
+    ap.add_argument("--baseline", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--write-baseline", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         storage, pool = args.one.split(",")
@@ -134,23 +168,27 @@ def main() -> None:
         return
     print(f"# {args.docs} chunks x {args.doc_tokens} ColBERT rows, queries of {args.query_tokens} rows, "
           f"{args.queries} queries; one process per setting", flush=True)
-    for storage in args.storages:
-        for pool in args.pool_factors:
-            cmd = [sys.executable, __file__, "--one", f"{storage},{pool}"]
-            for flag in ("docs", "doc_tokens", "query_tokens", "nnz", "queries", "prefetch", "batch_size"):
-                cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-            cmd += ["--rescore-limits", *map(str, args.rescore_limits)]
-            if args.workdir:
-                cmd += ["--workdir", args.workdir]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"{storage} pool {pool}: failed\n{done.stderr[-2000:]}", flush=True)
-                continue
-            line = done.stdout.strip().splitlines()[-1]
-            print(line, flush=True)
-            if args.json:
-                with open(args.json, "a") as f:
-                    f.write(line + "\n")
+    baseline = Path(tempfile.mkdtemp()) / "exact_top10.json"
+    settings = [("float32", 1)] + [(s, p) for s in args.storages for p in args.pool_factors if (s, p) != ("float32", 1)]
+    for n, (storage, pool) in enumerate(settings):
+        cmd = [sys.executable, __file__, "--one", f"{storage},{pool}"]
+        for flag in ("docs", "doc_tokens", "query_tokens", "nnz", "queries", "prefetch", "batch_size"):
+            cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+        cmd += ["--rescore-limits", *map(str, args.rescore_limits)]
+        cmd += ["--write-baseline" if n == 0 else "--baseline", str(baseline)]
+        if args.workdir:
+            cmd += ["--workdir", args.workdir]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{storage} pool {pool}: failed\n{done.stderr[-2000:]}", flush=True)
+            if n == 0:
+                return
+            continue
+        line = done.stdout.strip().splitlines()[-1]
+        print(line, flush=True)
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(line + "\n")
 
 
 if __name__ == "__main__":

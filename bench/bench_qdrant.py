@@ -104,7 +104,7 @@ QUERY_KINDS = {
     "dense": dict(mode="dense"),
     "sparse": dict(mode="sparse"),
     "colbert_rerank": dict(mode="colbert"),
-    "hybrid_weighted": dict(mode="hybrid", fusion="weighted"),
+    "hybrid_weighted": dict(mode="hybrid", fusion="weighted", rescore_limit="all"),
     "hybrid_rrf": dict(mode="hybrid", fusion="rrf"),
     "hybrid_dbsf": dict(mode="hybrid", fusion="dbsf"),
 }

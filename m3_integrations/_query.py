@@ -33,6 +33,12 @@ class Hit:
     scores: dict[str, float] = field(default_factory=dict)
 
 
+DEFAULT_RESCORE_LIMIT = 50
+"""ColBERT re-scores the 50 best dense + sparse candidates of a weighted hybrid query by default: the same top-10
+as re-scoring all of them (~200) on the benchmark's 100-200 queries, for a quarter of ColBERT's cost
+(docs/benchmarks.md). ``rescore_limit="all"`` re-scores every candidate: the exact reference ranking."""
+
+
 @dataclass(frozen=True)
 class QueryPlan:
     """A validated search request."""
@@ -43,7 +49,8 @@ class QueryPlan:
     limit: int
     prefetch_limit: int
     rrf_k: int
-    rescore_limit: int | None = None
+    rescore_limit: int | None = DEFAULT_RESCORE_LIMIT
+    """ColBERT re-scores this many of the best dense + sparse candidates (weighted hybrid); ``None``: all."""
 
     @property
     def uses(self) -> tuple[str, ...]:
@@ -97,7 +104,7 @@ def make_plan(
     limit: int = 10,
     prefetch_limit: int = 100,
     rrf_k: int = DEFAULT_RRF_K,
-    rescore_limit: int | None = None,
+    rescore_limit: int | str | None = None,
     *,
     max_limit: int = MAX_LIMIT,
     engine: str = "Qdrant",
@@ -105,7 +112,8 @@ def make_plan(
     """Validate the search knobs shared by every store; raises ``ValueError``/``TypeError`` naming the problem.
 
     ``rescore_limit`` (weighted hybrid with a ColBERT weight): only the best ``rescore_limit`` candidates by
-    their weighted dense + sparse score are re-scored by ColBERT and fused; ``None``: all of them.
+    their weighted dense + sparse score are re-scored by ColBERT and fused; ``None``: ``DEFAULT_RESCORE_LIMIT``;
+    ``"all"``: every candidate (the plan's ``rescore_limit`` is then ``None``).
     ``limit``, ``prefetch_limit`` and ``rescore_limit`` may not exceed ``max_limit``, the most results
     ``engine`` returns from one search (``MAX_LIMIT``; ``MILVUS_MAX_LIMIT`` for Milvus).
     """
@@ -116,7 +124,13 @@ def make_plan(
     limit = _bounded("limit", limit, max_limit, engine)
     prefetch_limit = _bounded("prefetch_limit", prefetch_limit, max_limit, engine)
     rrf_k = _positive_int("rrf_k", rrf_k)
-    if rescore_limit is not None:
+    if rescore_limit is None:
+        rescore_limit = DEFAULT_RESCORE_LIMIT
+    if rescore_limit == "all":
+        rescore_limit = None
+    elif isinstance(rescore_limit, str):
+        raise ValueError(f"rescore_limit must be a positive int or 'all', got {rescore_limit!r}")
+    else:
         rescore_limit = max(_bounded("rescore_limit", rescore_limit, max_limit, engine), limit)
     return QueryPlan(mode=mode, fusion=fusion, weights=validate_weights(weights), limit=limit,
                      prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k, rescore_limit=rescore_limit)

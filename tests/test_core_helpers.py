@@ -171,3 +171,13 @@ def test_neutral_filters_validate():
         Condition("lang", "like", "en")
     with pytest.raises(ValueError, match="list of values"):
         Condition("lang", "in", "en")
+
+
+def test_weighted_hybrid_re_scores_the_best_50_candidates_by_default():
+    from m3_integrations._query import DEFAULT_RESCORE_LIMIT, make_plan
+
+    assert make_plan().rescore_limit == DEFAULT_RESCORE_LIMIT == 50
+    assert make_plan(rescore_limit="all").rescore_limit is None  # every candidate: the exact reference ranking
+    assert make_plan(rescore_limit=5, limit=20).rescore_limit == 20  # never fewer than the hits asked for
+    with pytest.raises(ValueError, match="rescore_limit must be a positive int or 'all'"):
+        make_plan(rescore_limit="every")

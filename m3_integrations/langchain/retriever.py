@@ -188,7 +188,7 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
     filter: Any = None
     prefetch_limit: int = 100
     rrf_k: int = DEFAULT_RRF_K
-    rescore_limit: int | None = None
+    rescore_limit: int | str | None = None
     score_key: str | None = SCORE_KEY
 
     @model_validator(mode="after")

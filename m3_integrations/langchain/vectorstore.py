@@ -75,7 +75,7 @@ class M3VectorStore(VectorStore):
         weights: Sequence[float] = DEFAULT_WEIGHTS,
         prefetch_limit: int = 100,
         rrf_k: int = DEFAULT_RRF_K,
-        rescore_limit: int | None = None,
+        rescore_limit: int | str | None = None,
         filter: Any = None,  # noqa: A002 (LangChain's name)
         batch_size: int = 64,
         store_kwargs: dict[str, Any] | None = None,

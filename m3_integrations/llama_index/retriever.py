@@ -58,7 +58,7 @@ class M3HybridRetriever(BaseRetriever):
         similarity_top_k: int | None = None,
         prefetch_limit: int = 100,
         rrf_k: int = 60,
-        rescore_limit: int | None = None,
+        rescore_limit: int | str | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:

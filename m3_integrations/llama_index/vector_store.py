@@ -122,9 +122,9 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         default=DEFAULT_WEIGHTS, description="(dense, sparse, colbert) weights of HYBRID queries (alpha=None).")
     prefetch_limit: int = Field(default=100, description="Candidates per representation in HYBRID queries.")
     rrf_k: int = Field(default=60, description="k of reciprocal rank fusion.")
-    rescore_limit: int | None = Field(
+    rescore_limit: int | str | None = Field(
         default=None, description="Weighted HYBRID queries: ColBERT re-scores only this many candidates, the best "
-                                  "by weighted dense + sparse (None: every candidate).")
+                                  "by weighted dense + sparse (None: 50; 'all': every candidate).")
     batch_size: int = Field(default=64, description="Nodes per encode / upsert batch in add().")
 
     _adapter_kind: ClassVar[str] = ""
@@ -144,7 +144,7 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         hybrid_weights: Sequence[float] = DEFAULT_WEIGHTS,
         prefetch_limit: int = 100,
         rrf_k: int = 60,
-        rescore_limit: int | None = None,
+        rescore_limit: int | str | None = None,
         batch_size: int = 64,
         cache_size: int | None = DEFAULT_CACHE_SIZE,
         schema: Any = None,

@@ -269,7 +269,7 @@ def _program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_filter:
 
 def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
              weights: Sequence[float], prefetch_limit: int, query_filter: Any, rrf_k: int,
-             query_output: M3Output | None, rescore_limit: int | None = None
+             query_output: M3Output | None, rescore_limit: int | str | None = None
              ) -> tuple[QueryPlan, M3Output | None, tuple, str]:
     if not isinstance(collection_name, str) or not collection_name:
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
@@ -293,7 +293,7 @@ def hybrid_search(
     query_filter: Any = None,
     *,
     rrf_k: int = 60,
-    rescore_limit: int | None = None,
+    rescore_limit: int | str | None = None,
     query_output: M3Output | None = None,
     fields: MilvusFields | None = None,
     consistency_level: str | None = None,
@@ -311,7 +311,8 @@ def hybrid_search(
             expression string (e.g. ``'metadata["lang"] == "en"'``); applied in every search.
         rrf_k: the RRF constant.
         rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates, the
-            best by their weighted dense + sparse score (``None``, the default: every candidate).
+            best by their weighted dense + sparse score (``None``, the default: 50, ``DEFAULT_RESCORE_LIMIT``;
+            ``"all"``: every candidate, the exact reference ranking of the candidates).
         query_output: a precomputed one-row ``M3Output`` of the query (skips the encoder).
         fields: the field names of a collection this package did not create (``MilvusFields``; see
             ``m3_integrations.milvus.fields``): dense + sparse, no ColBERT.
@@ -346,7 +347,7 @@ async def ahybrid_search(
     query_filter: Any = None,
     *,
     rrf_k: int = 60,
-    rescore_limit: int | None = None,
+    rescore_limit: int | str | None = None,
     query_output: M3Output | None = None,
     fields: MilvusFields | None = None,
     consistency_level: str | None = None,
