@@ -130,8 +130,8 @@ class MilvusTarget:
 
 @dataclass
 class RayIngestReport:
-    """What ``ingest_dataset`` did: rows read, documents written and documents found stored unchanged
-    (not encoded again), and who wrote (``"actors"`` or ``"driver"``)."""
+    """What ``ingest_dataset`` did: documents handled (a document repeated within one batch counts once),
+    written, and found stored unchanged (not encoded again), and who wrote (``"actors"`` or ``"driver"``)."""
 
     rows: int = 0
     written: int = 0
@@ -259,7 +259,7 @@ class _EncodeActor:
         if todo:
             output = self._encode([d.text for d in todo])
             self._retry(partial(self.writer.write, todo, output))
-        return pa.table({"rows": [batch.num_rows], "written": [len(todo)], "unchanged": [len(docs) - len(todo)]})
+        return pa.table({"rows": [len(docs)], "written": [len(todo)], "unchanged": [len(docs) - len(todo)]})
 
 
 # ------------------------------------------------------------------------------------------- the driver
@@ -407,10 +407,6 @@ def ingest_dataset(
         driver = target.driver_writes
         spec = _ActorSpec(model, dict(encoder_kwargs or {}), pool_factor, columns,
                           None if driver else replace(target, client=None), dim, skip_unchanged, attempts, backoff)
-        if not driver:
-            if target.client is None:
-                client.close()
-            client = None
         mapped = _map(dataset, spec, concurrency, num_gpus, cpus, batch_size)
         report = RayIngestReport(writer="driver" if driver else "actors")
         for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -424,8 +420,7 @@ def ingest_dataset(
                 report.rows += sum(batch.column("rows").to_pylist())
                 report.written += sum(batch.column("written").to_pylist())
                 report.unchanged += sum(batch.column("unchanged").to_pylist())
-        if driver:
-            writer.finish()
+        writer.finish()  # what follows an ingest, as in upsert_documents (milvus-lite: seal the segments)
         logger.info("Ray ingest into %r: %d rows, %d written, %d unchanged (written by the %s)",
                     target.collection_name, report.rows, report.written, report.unchanged, report.writer)
         return report

@@ -26,6 +26,9 @@ from m3_integrations.ray import (  # noqa: E402
     QdrantTarget,
     _Columns,
     _documents,
+    _encoded_table,
+    decode_encoded,
+    encode_dataset,
     ingest_dataset,
 )
 
@@ -254,6 +257,22 @@ def test_bad_rows_and_columns_are_named(local_ray):
                        "unused-model", concurrency=0, dim=32)
     with pytest.raises(ValueError, match="exactly one"):
         QdrantTarget(url="http://127.0.0.1:6333", path="x")
+
+
+def test_encoded_rows_round_trip_exactly(encoder):
+    from m3_integrations._ingest import Document, point_id
+
+    docs = [Document(text="river fox", metadata={"a": [1, {"b": None}]}), Document(text="", id="empty"),
+            Document(text="vector database " * 20, id="long")]
+    output = encoder.encode_documents([d.text for d in docs])
+    table = _encoded_table(docs, output)
+    assert table.column("point_id").to_pylist() == [point_id(d) for d in docs]
+    back, decoded = decode_encoded(table)
+    assert [(d.key, d.text, d.metadata) for d in back] == [(d.key, d.text, d.metadata) for d in docs]
+    assert np.array_equal(decoded.dense, output.dense) and decoded.sparse == output.sparse
+    assert all(np.array_equal(a, b) for a, b in zip(decoded.colbert, output.colbert, strict=True))
+    with pytest.raises(ValueError, match="no 'body' column"):
+        encode_dataset(ray.data.from_items([{"text": "a"}]), "unused-model", text_column="body")
 
 
 def test_import_m3_integrations_does_not_import_ray():
