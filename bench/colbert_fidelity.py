@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pkgutil
 import sys
 import tempfile
 import time
@@ -38,18 +37,24 @@ from m3_integrations.qdrant import QdrantEdgeStore, QdrantSchema, hybrid_search,
 
 
 def stdlib_passages(limit: int, words: int = 220) -> list[str]:
-    """Passages of about ``words`` words from the docstrings of standard library modules."""
-    import importlib
+    """Passages of about ``words`` words from the docstrings of the standard library's modules (read from the
+    source files, nothing imported)."""
+    import ast
+    import sysconfig
 
+    root = Path(sysconfig.get_paths()["stdlib"])
     passages: list[str] = []
-    for module in sorted(m.name for m in pkgutil.iter_modules() if not m.name.startswith("_")):
+    for path in sorted(root.rglob("*.py")):
         if len(passages) >= limit:
             break
-        try:
-            doc = importlib.import_module(module).__doc__ or ""
-        except Exception:  # noqa: BLE001 - any module that does not import is skipped
+        if {"test", "tests", "site-packages", "idlelib"} & set(path.relative_to(root).parts):
             continue
-        tokens = doc.split()
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        nodes = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.ClassDef, ast.FunctionDef))]
+        tokens = " ".join(ast.get_docstring(n) or "" for n in nodes).split()
         for start in range(0, len(tokens) - words // 2, words):
             passages.append(" ".join(tokens[start:start + words]))
     return passages[:limit]
