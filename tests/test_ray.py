@@ -282,12 +282,21 @@ def test_import_m3_integrations_does_not_import_ray():
     assert done.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_m3_index_ray_stores_the_chunks_of_plain_m3_index(local_ray, tmp_path, tiny_model_dir):
+def test_m3_index_ray_stores_the_chunks_of_plain_m3_index(local_ray, tmp_path, tiny_model_dir, monkeypatch):
     import contextlib
     import io
     import json
 
+    import m3_integrations.ray as m3_ray
     from m3_integrations.cli import main
+
+    reports, real_ingest = [], m3_ray.ingest_dataset
+
+    def recording_ingest(*args, **kwargs):  # the real ingest_dataset, recording that --ray went through it
+        reports.append(real_ingest(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(m3_ray, "ingest_dataset", recording_ingest)
     from m3_integrations.qdrant import QdrantEdgeStore, get_documents
 
     folder = tmp_path / "corpus"
@@ -312,6 +321,7 @@ def test_m3_index_ray_stores_the_chunks_of_plain_m3_index(local_ray, tmp_path, t
     plain = index(tmp_path / "plain")
     with_ray = index(tmp_path / "ray", "--ray", "--concurrency", "1", "--batch-size", "16")
     assert with_ray["chunks"]["stored"] == plain["chunks"]["stored"] > 20
+    assert len(reports) == 1 and reports[0].written == with_ray["chunks"]["stored"] and reports[0].writer == "driver"
     assert stored(tmp_path / "ray") == stored(tmp_path / "plain")  # same chunks, ids, texts and metadata
     again = index(tmp_path / "ray", "--ray")
     assert again["files"]["unchanged"] == 3 and again["chunks"]["stored"] == 0 and not again["model_loaded"]
