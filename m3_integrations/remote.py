@@ -10,7 +10,6 @@ never torch or transformers (an application machine need not have them loaded to
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import random
@@ -24,6 +23,7 @@ import numpy as np
 
 from ._text import check_texts
 from .encoder._cache import OutputCache
+from .encoder._variants import EncodeVariants
 from .encoder.types import M3Output
 
 ENV_URL = "M3_ENCODER_URL"
@@ -77,7 +77,7 @@ class _TooLargeError(ValueError):
     """The service answered 413: the request is over one of its limits."""
 
 
-class RemoteEncoder:
+class RemoteEncoder(EncodeVariants):
     """An encoder whose model runs in an ``m3 serve`` service.
 
     Args:
@@ -301,27 +301,6 @@ class RemoteEncoder:
             colbert = [np.frombuffer(base64.b64decode(r["colbert"]["data"]), dtype="<f4").astype(np.float32)
                        .reshape(r["colbert"]["shape"]) for r in rows]
         return M3Output(dense=dense, sparse=sparse, colbert=colbert)
-
-    def encode_queries(self, queries: str | Iterable[str], max_length: int | None = None, **kwargs) -> M3Output:
-        """``encode`` with the service's query truncation length."""
-        return self.encode(queries, self.query_max_length if max_length is None else max_length, **kwargs)
-
-    def encode_documents(self, documents: str | Iterable[str], max_length: int | None = None, **kwargs) -> M3Output:
-        """``encode`` with the service's document truncation length."""
-        return self.encode(documents, self.document_max_length if max_length is None else max_length, **kwargs)
-
-    async def aencode(self, texts: str | Iterable[str], **kwargs) -> M3Output:
-        """``encode`` in a worker thread, so the event loop stays free."""
-        return await asyncio.to_thread(self.encode, texts, **kwargs)
-
-    async def aencode_queries(self, queries: str | Iterable[str], **kwargs) -> M3Output:
-        """``encode_queries`` in a worker thread."""
-        return await asyncio.to_thread(self.encode_queries, queries, **kwargs)
-
-    async def aencode_documents(self, documents: str | Iterable[str], **kwargs) -> M3Output:
-        """``encode_documents`` in a worker thread."""
-        return await asyncio.to_thread(self.encode_documents, documents, **kwargs)
-
 
 def encoder_from_url(url: str | None = None, api_key: str | None = None, **kwargs: Any) -> RemoteEncoder | None:
     """A ``RemoteEncoder`` for ``url`` (or the ``M3_ENCODER_URL`` environment variable); ``None`` if neither."""

@@ -13,6 +13,7 @@ pytest.importorskip("milvus_lite")
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
 from m3_integrations import colbert_maxsim, colbert_score, dense_score, sparse_score  # noqa: E402
+from m3_integrations._fusion import dbsf_normalize  # noqa: E402
 from m3_integrations._ingest import IngestError, point_id  # noqa: E402
 from m3_integrations.milvus import (  # noqa: E402
     AllOf,
@@ -36,7 +37,6 @@ from m3_integrations.milvus._colbert import PART_BYTES, companion_rows, fetch_ma
 from m3_integrations.milvus._driver import run_sync  # noqa: E402
 from m3_integrations.milvus._filters import quote  # noqa: E402
 from m3_integrations.milvus._schema import CollectionInfo  # noqa: E402
-from m3_integrations.milvus.search import dbsf_normalize  # noqa: E402
 
 WORDS = ("river fox dog hybrid search vector sparse dense lexical semantic quick lazy brown bank sunny "
          "model embedding database token matching").split()

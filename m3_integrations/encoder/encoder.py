@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -28,6 +27,7 @@ from ._loading import (
     resolve_model_dir,
 )
 from ._model import PackedXLMRoberta
+from ._variants import EncodeVariants
 from .types import M3Output
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.
         raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}") from None
 
 
-class M3Encoder:
+class M3Encoder(EncodeVariants):
     """BGE-M3 encoder: one forward pass gives dense, sparse (lexical) and ColBERT representations.
 
     Numerically the reference ``FlagEmbedding.BGEM3FlagModel`` (fp32), but it batches length-sorted
@@ -284,26 +284,6 @@ class M3Encoder:
         if previous is not None:
             collect(*previous)
         return M3Output(dense=dense, sparse=sparse, colbert=colbert)
-
-    def encode_queries(self, queries: str | Iterable[str], max_length: int | None = None, **kwargs) -> M3Output:
-        """``encode`` with the query truncation length (``query_max_length``, default 512)."""
-        return self.encode(queries, self.query_max_length if max_length is None else max_length, **kwargs)
-
-    def encode_documents(self, documents: str | Iterable[str], max_length: int | None = None, **kwargs) -> M3Output:
-        """``encode`` with the document truncation length (``document_max_length``, default 8192)."""
-        return self.encode(documents, self.document_max_length if max_length is None else max_length, **kwargs)
-
-    async def aencode(self, texts: str | Iterable[str], **kwargs) -> M3Output:
-        """``encode`` in a worker thread, so the event loop stays free."""
-        return await asyncio.to_thread(self.encode, texts, **kwargs)
-
-    async def aencode_queries(self, queries: str | Iterable[str], **kwargs) -> M3Output:
-        """``encode_queries`` in a worker thread."""
-        return await asyncio.to_thread(self.encode_queries, queries, **kwargs)
-
-    async def aencode_documents(self, documents: str | Iterable[str], **kwargs) -> M3Output:
-        """``encode_documents`` in a worker thread."""
-        return await asyncio.to_thread(self.encode_documents, documents, **kwargs)
 
     # -------------------------------------------------------------------------------------- internals
     @torch.inference_mode()

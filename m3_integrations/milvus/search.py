@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .._fusion import dbsf_normalize
 from .._query import MILVUS_MAX_LIMIT, Hit, QueryPlan, first_phase_weights, make_plan
 from ..encoder.scoring import DEFAULT_WEIGHTS
 from ..encoder.types import M3Output
@@ -66,17 +67,6 @@ class _Candidate:
 def _entity(hit: Any) -> dict[str, Any]:
     entity = hit["entity"] if "entity" in hit else hit
     return dict(entity)
-
-
-def dbsf_normalize(scores: Sequence[float]) -> np.ndarray:
-    """Distribution-based score normalization of one result list: ``(s - (mu - 3 sigma)) / (6 sigma)`` in [0, 1]."""
-    values = np.asarray(scores, dtype=np.float64)
-    if values.size == 0:
-        return values
-    mu, sigma = values.mean(), values.std()
-    if sigma == 0:
-        return np.full_like(values, 0.5)
-    return np.clip((values - (mu - 3 * sigma)) / (6 * sigma), 0.0, 1.0)
 
 
 def _needs(plan: QueryPlan) -> tuple[bool, bool, bool]:
