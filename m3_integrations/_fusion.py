@@ -9,7 +9,8 @@ summed (unweighted; a zero weight drops the list).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Generator, Hashable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -58,3 +59,33 @@ def fuse_dense_sparse(plan: QueryPlan, lists: dict[str, list[Hashable]], scores:
                     fused[key] += float(norm)
     order = sorted(fused, key=lambda key: (-fused[key], str(key)))[: plan.limit]
     return [(key, fused[key]) for key in order]
+
+
+def gather_candidates(search: Callable[..., Generator[Any, Any, list[tuple[Any, Any, float]]]],
+                      modes: list[str], prefetch_limit: int, restrict_to: Callable[[list[Any]], Any]
+                      ) -> Generator[Any, Any, tuple[dict[Any, Any], dict[Any, dict[str, float]], dict[str, list]]]:
+    """The dense (+ sparse) candidates of a collection made elsewhere, each with both exact scores.
+
+    ``search(mode, limit, restriction=...)`` is a store program returning ``(id, entity, score)`` triples;
+    ``restrict_to(ids)`` makes the restriction of a search to those ids. A candidate one list did not find is
+    scored by a search restricted to it (sparse: 0 when it shares no token with the query). Returns the
+    candidates' entities, their per-mode scores and each mode's ranked ids.
+    """
+    entities: dict[Any, Any] = {}
+    scores: dict[Any, dict[str, float]] = {}
+    lists: dict[str, list[Any]] = {}
+    for mode in modes:
+        found = yield from search(mode, prefetch_limit)
+        lists[mode] = [key for key, _, _ in found]
+        for key, entity, score in found:
+            entities.setdefault(key, entity)
+            scores.setdefault(key, {})[mode] = score
+    for mode in ("dense", "sparse"):
+        missing = [key for key in entities if mode not in scores[key]]
+        if missing and mode in modes:
+            for key, _, score in (yield from search(mode, len(missing), restrict_to(missing))):
+                if key in scores:
+                    scores[key][mode] = score
+        for key in missing:
+            scores[key].setdefault(mode, 0.0)
+    return entities, scores, lists

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import CollectionNotFoundError, SchemaMismatchError
-from .._fusion import fuse_dense_sparse, refuse_colbert
+from .._fusion import fuse_dense_sparse, gather_candidates, refuse_colbert
 from .._query import Hit, QueryPlan
 from ._driver import Program, call, probe
 from ._filters import quote, to_expr
@@ -190,23 +190,8 @@ def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, quer
         return [_hit(info, ent, score, {plan.mode: score}) for _, ent, score in found]
 
     modes = ["dense"] + (["sparse"] if qs else [])
-    entities: dict[Any, dict] = {}
-    scores: dict[Any, dict[str, float]] = {}
-    lists: dict[str, list[Any]] = {}
-    for mode in modes:
-        found = yield from search(mode, plan.prefetch_limit)
-        lists[mode] = [pk for pk, _, _ in found]
-        for pk, ent, score in found:
-            entities.setdefault(pk, ent)
-            scores.setdefault(pk, {})[mode] = score
+    entities, scores, lists = yield from gather_candidates(search, modes, plan.prefetch_limit,
+                                                           lambda pks: _pk_in(info, pks))
     if not entities:
         return []
-    for mode in ("dense", "sparse"):  # exact scores of the candidates the other list did not find
-        missing = [pk for pk in entities if mode not in scores[pk]]
-        if missing and mode in modes:
-            for pk, _, score in (yield from search(mode, len(missing), _pk_in(info, missing))):
-                if pk in scores:
-                    scores[pk][mode] = score
-        for pk in missing:
-            scores[pk].setdefault(mode, 0.0)  # sparse: no shared token with the query
     return [_hit(info, entities[pk], score, scores[pk]) for pk, score in fuse_dense_sparse(plan, lists, scores, name)]

@@ -24,7 +24,7 @@ from typing import Any
 from qdrant_client import models
 
 from .._errors import CollectionNotFoundError, SchemaMismatchError
-from .._fusion import fuse_dense_sparse, refuse_colbert
+from .._fusion import fuse_dense_sparse, gather_candidates, refuse_colbert
 from .._query import Hit, QueryPlan
 from ._filters import and_filters, has_id_filter, to_qdrant_filter
 
@@ -141,25 +141,9 @@ def search_program(name: str, plan: QueryPlan, q: Any, query_filter: Any, fields
         found = yield from search(plan.mode, plan.limit)
         return [_hit(fields, pid, payload, score, {plan.mode: score}) for pid, payload, score in found]
     modes = ["dense"] + (["sparse"] if queries["sparse"] is not None else [])
-    payloads: dict[Any, dict] = {}
-    scores: dict[Any, dict[str, float]] = {}
-    lists: dict[str, list[Any]] = {}
-    for mode in modes:
-        found = yield from search(mode, plan.prefetch_limit)
-        lists[mode] = [pid for pid, _, _ in found]
-        for pid, payload, score in found:
-            payloads.setdefault(pid, payload)
-            scores.setdefault(pid, {})[mode] = score
+    payloads, scores, lists = yield from gather_candidates(search, modes, plan.prefetch_limit, lambda ids: ids)
     if not payloads:
         return []
-    for mode in ("dense", "sparse"):  # exact scores of the candidates the other list did not find
-        missing = [pid for pid in payloads if mode not in scores[pid]]
-        if missing and mode in modes:
-            for pid, _, score in (yield from search(mode, len(missing), missing)):
-                if pid in scores:
-                    scores[pid][mode] = score
-        for pid in missing:
-            scores[pid].setdefault(mode, 0.0)  # sparse: no shared token with the query
     return [_hit(fields, pid, payloads[pid], score, scores[pid])
             for pid, score in fuse_dense_sparse(plan, lists, scores, name)]
 
