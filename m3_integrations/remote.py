@@ -210,21 +210,6 @@ class RemoteEncoder(EncodeVariants):
         """Number of tokens of each text, special tokens included, untruncated."""
         return [len(ids) for ids in self.tokenize(texts)]
 
-    # ----------------------------------------------------------------------------------------- cache
-    def enable_cache(self, max_entries: int = 1024) -> None:
-        """Keep the outputs of the last ``max_entries`` distinct texts here (as ``M3Encoder.enable_cache``)."""
-        if self._cache is None or self._cache.max_entries != max_entries:
-            self._cache = OutputCache(max_entries)
-
-    @property
-    def cache_size(self) -> int | None:
-        """Capacity of the output cache, or ``None`` when it is off."""
-        return None if self._cache is None else self._cache.max_entries
-
-    def disable_cache(self) -> None:
-        """Drop the output cache."""
-        self._cache = None
-
     # ---------------------------------------------------------------------------------------- encode
     def encode(self, texts: str | Iterable[str], max_length: int | None = None, return_dense: bool = True,
                return_sparse: bool = True, return_colbert: bool = True) -> M3Output:

@@ -1,4 +1,5 @@
-"""The query / document / async forms of ``encode``, shared by every encoder (local and remote); no torch."""
+"""What every encoder (local and remote) shares above ``encode``: its query / document / async forms and the
+output cache's switches; no torch."""
 
 from __future__ import annotations
 
@@ -6,13 +7,35 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
+from ._cache import OutputCache
+
 
 class EncodeVariants:
     """``encode_queries``, ``encode_documents`` and the async twins, over the class's ``encode(texts,
-    max_length, ...)`` and its ``query_max_length`` / ``document_max_length``."""
+    max_length, ...)`` and its ``query_max_length`` / ``document_max_length``; the output cache switches
+    (``encode`` consults ``self._cache``)."""
 
     query_max_length: int
     document_max_length: int
+    _cache: OutputCache | None = None
+
+    def enable_cache(self, max_entries: int = 1024) -> None:
+        """Keep the outputs of the last ``max_entries`` distinct texts (all three representations).
+
+        Framework adapters turn this on so that, for example, a dense embedding call followed by a
+        store write of the same texts encodes once. ``stats`` counts only real forward work.
+        """
+        if self._cache is None or self._cache.max_entries != max_entries:
+            self._cache = OutputCache(max_entries)
+
+    @property
+    def cache_size(self) -> int | None:
+        """Capacity of the output cache, or ``None`` when it is off."""
+        return None if self._cache is None else self._cache.max_entries
+
+    def disable_cache(self) -> None:
+        """Drop the output cache."""
+        self._cache = None
 
     def encode(self, texts: Any, max_length: int | None = None, **kwargs: Any) -> Any:  # pragma: no cover
         raise NotImplementedError

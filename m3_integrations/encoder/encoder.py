@@ -140,24 +140,6 @@ class M3Encoder(EncodeVariants):
         self._warned_truncation = False
         self._cache: OutputCache | None = None
 
-    def enable_cache(self, max_entries: int = 1024) -> None:
-        """Keep the outputs of the last ``max_entries`` distinct texts (all three representations).
-
-        Framework adapters turn this on so that, for example, a dense embedding call followed by a
-        store write of the same texts runs the model once. ``stats`` counts only real forward work.
-        """
-        if self._cache is None or self._cache.max_entries != max_entries:
-            self._cache = OutputCache(max_entries)
-
-    @property
-    def cache_size(self) -> int | None:
-        """Capacity of the output cache, or ``None`` when it is off."""
-        return None if self._cache is None else self._cache.max_entries
-
-    def disable_cache(self) -> None:
-        """Drop the output cache."""
-        self._cache = None
-
     def _optional_head(self, filename: str, out_features: int) -> torch.nn.Linear | None:
         if not (self.model_dir / filename).is_file():
             logger.warning("%s not found in %s: only dense output is available", filename, self.model_dir)
