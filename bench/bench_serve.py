@@ -22,7 +22,6 @@ import asyncio
 import base64
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -31,10 +30,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-WORDS = ("hybrid retrieval dense sparse vectors lexical matching semantic similarity database query document "
-         "renard rapide chien rivière schnelle Fuchs Hund Ufer быстрая лиса собака 混合检索 語彙 검색"
-         " 2024 3.14").split()
+from bench_encoder import make_corpus  # noqa: E402  (the same token-spread texts as the encoder benchmark)
 
 _SERVER = """
 import sys, threading, time
@@ -51,24 +49,6 @@ def announce():
 threading.Thread(target=announce, daemon=True).start()
 server.run()
 """
-
-
-def make_texts(encoder, n: int, min_tokens: int, max_tokens: int, seed: int = 0) -> list[str]:
-    """Texts whose token counts spread uniformly over [min_tokens, max_tokens]."""
-    rng = random.Random(seed)
-    texts = []
-    for _ in range(n):
-        target = rng.randint(min_tokens, max_tokens)
-        words = [rng.choice(WORDS) for _ in range(target)]
-        lo, hi = 1, len(words)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if encoder.count_tokens([" ".join(words[:mid])])[0] >= target:
-                hi = mid
-            else:
-                lo = mid + 1
-        texts.append(" ".join(words[:lo]))
-    return texts
 
 
 def in_process(encoder, texts: list[str], tokens: list[int], seconds: float, batch: int) -> dict:
@@ -185,7 +165,7 @@ def main() -> int:
         model_dir = build_random_model(Path(tmp) / "model", num_layers=layers)
         encoder = M3Encoder(model_dir, device=args.device, max_batch_tokens=args.max_batch_tokens)
         max_batch_tokens = encoder.max_batch_tokens
-        texts = make_texts(encoder, args.texts, args.min_tokens, args.max_tokens)
+        texts = make_corpus(encoder, args.texts, args.min_tokens, args.max_tokens)
         tokens = encoder.count_tokens(texts)
         device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "cpu"
         print(f"model: random BGE-M3 width (hidden 1024, FFN 4096), {layers} layers, {encoder.dtype} on "
