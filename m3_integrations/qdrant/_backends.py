@@ -22,8 +22,8 @@ from ._schema import (
     VectorInfo,
 )
 
-Row = tuple[str, np.ndarray, tuple[list[int], list[float]], np.ndarray, dict[str, Any]]
-"""(point id, dense vector, (sparse indices, values), ColBERT rows, payload)."""
+Row = tuple[str | int, np.ndarray, tuple[list[int], list[float]], np.ndarray | None, dict[str, Any]]
+"""(point id, dense vector, (sparse indices, values), ColBERT rows (``None``: none), payload)."""
 
 Scored = tuple[Any, float, dict[str, Any] | None]
 """(point id, score, payload)."""
@@ -56,6 +56,9 @@ def describe_models(config: models.CollectionConfig, points: int | None) -> Coll
         info.vectors[name] = VectorInfo(size=vp.size, distance=_DISTANCES.get(vp.distance, str(vp.distance)),
                                         multivector=vp.multivector_config is not None, datatype=datatype)
     info.sparse = set(params.sparse_vectors or {})
+    info.sparse_modifiers = {name: str(getattr(sp.modifier, "value", sp.modifier)).lower()
+                             for name, sp in (params.sparse_vectors or {}).items()
+                             if sp.modifier is not None and sp.modifier != models.Modifier.NONE}
     return info
 
 
@@ -66,37 +69,40 @@ def recorded_settings(metadata: dict[str, Any] | None) -> dict[str, Any]:
 
 def create_kwargs(name: str, schema: QdrantSchema, dim: int) -> dict[str, Any]:
     """``create_collection`` arguments of a BGE-M3 collection (ColBERT rows on disk, in ``colbert_storage``)."""
+    record = schema.record()
     schema = schema.for_new_collection()
+    vectors = {
+        schema.dense: models.VectorParams(
+            size=dim, distance=models.Distance.COSINE,
+            quantization_config=models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, always_ram=True)) if schema.dense_quantization else None,
+        ),
+    }
+    if schema.with_colbert is not False:
+        vectors[schema.colbert] = models.VectorParams(
+            size=dim, distance=models.Distance.COSINE,
+            multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
+            hnsw_config=models.HnswConfigDiff(m=0),  # re-score only: no graph to build or store
+            datatype=models.Datatype(COLBERT_STORAGES[schema.colbert_storage]),
+            on_disk=True,
+        )
     return {
         "collection_name": name,
-        "vectors_config": {
-            schema.dense: models.VectorParams(
-                size=dim, distance=models.Distance.COSINE,
-                quantization_config=models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-                    type=models.ScalarType.INT8, always_ram=True)) if schema.dense_quantization else None,
-            ),
-            schema.colbert: models.VectorParams(
-                size=dim, distance=models.Distance.COSINE,
-                multivector_config=models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM),
-                hnsw_config=models.HnswConfigDiff(m=0),  # re-score only: no graph to build or store
-                datatype=models.Datatype(COLBERT_STORAGES[schema.colbert_storage]),
-                on_disk=True,
-            ),
-        },
+        "vectors_config": vectors,
         "sparse_vectors_config": {schema.sparse: models.SparseVectorParams()},
-        "metadata": {M3_METADATA_KEY: schema.record()},
+        "metadata": {M3_METADATA_KEY: record},
     }
 
 
-def to_points(rows: list[Row], schema: QdrantSchema) -> list[models.PointStruct]:
-    """Rows as qdrant-client points."""
+def to_points(rows: list[Row], schema: Any) -> list[models.PointStruct]:
+    """Rows as qdrant-client points (``schema``: anything naming ``dense`` / ``sparse`` / ``colbert``; a row
+    without ColBERT rows writes no ColBERT vector; ``dense`` ``""`` is the collection's unnamed vector)."""
     points = []
     for pid, dense, (indices, values), colbert, payload in rows:
-        points.append(models.PointStruct(id=pid, payload=payload, vector={
-            schema.dense: dense.tolist(),
-            schema.sparse: models.SparseVector(indices=indices, values=values),
-            schema.colbert: colbert.tolist(),
-        }))
+        vector = {schema.dense: dense.tolist(), schema.sparse: models.SparseVector(indices=indices, values=values)}
+        if colbert is not None:
+            vector[schema.colbert] = colbert.tolist()
+        points.append(models.PointStruct(id=pid, payload=payload, vector=vector))
     return points
 
 

@@ -18,7 +18,7 @@ def _match_value(value: Any) -> bool:
 
 def _condition(cond: Condition, prefix: str) -> tuple[str, Any]:
     """One neutral condition -> ("must" | "must_not", qdrant condition)."""
-    key = f"{prefix}.{cond.key}"
+    key = f"{prefix}.{cond.key}" if prefix else cond.key  # no prefix: top-level payload keys
     op, value = cond.op, cond.value
     if op in ("eq", "ne"):
         if _match_value(value):

@@ -57,6 +57,11 @@ class QdrantSchema:
             ``n_rows // factor`` rows; 1 = off. Recorded with the collection, so queries need no flag; ``None``
             (the default) means: what the collection records, and 1 for a new one. An explicit value must match
             an existing collection.
+        with_colbert: whether the collection has the ColBERT multivector. ``None`` (the default): what an existing
+            collection has (one this package made without ColBERT records it), and ColBERT for a new one;
+            ``False``: dense + sparse only: ingest computes no ColBERT, ``hybrid`` fuses dense + sparse (the ColBERT
+            weight is dropped) and ``mode="colbert"`` is refused; ``True``: ColBERT required. An explicit value
+            must match an existing collection.
         dense_quantization: ``"int8"`` (default): the dense HNSW search walks int8 scalar-quantized copies
             kept in RAM (~1 KiB per point) and re-scores with the float32 originals, so scores stay exact
             (about twice as fast at 100k points, measured on Qdrant Edge); ``None``: no quantization.
@@ -68,6 +73,7 @@ class QdrantSchema:
     colbert: str = "colbert"
     colbert_storage: str | None = None
     colbert_pool_factor: int | None = None
+    with_colbert: bool | None = None
     dense_quantization: str | None = "int8"
     text_key: str = "text"
     metadata_key: str = "metadata"
@@ -80,6 +86,11 @@ class QdrantSchema:
                 raise ValueError(f"vector names must be non-empty strings, got {name!r}")
         if len(set(names)) != 3:
             raise ValueError(f"dense, sparse and colbert vector names must differ, got {names}")
+        if self.with_colbert not in (None, True, False):
+            raise ValueError(f"with_colbert must be True, False or None (the collection's), got {self.with_colbert!r}")
+        if self.with_colbert is False and (self.colbert_storage is not None or self.colbert_pool_factor is not None):
+            raise ValueError("colbert_storage / colbert_pool_factor set with with_colbert=False: a collection without "
+                             "ColBERT stores no ColBERT rows; leave them out")
         if self.colbert_storage is not None:
             check_colbert_storage(self.colbert_storage)
         if self.colbert_pool_factor is not None:
@@ -92,11 +103,15 @@ class QdrantSchema:
 
     def for_new_collection(self) -> QdrantSchema:
         """The schema with the defaults a new collection gets in place of ``None``."""
+        if self.with_colbert is False:
+            return self
         return replace(self, colbert_storage=self.colbert_storage or DEFAULT_COLBERT_STORAGE,
                        colbert_pool_factor=self.colbert_pool_factor or 1)
 
     def record(self) -> dict[str, object]:
         """The settings recorded with a new collection (``M3_METADATA_KEY``)."""
+        if self.with_colbert is False:
+            return {"colbert": False}
         new = self.for_new_collection()
         return {"colbert_storage": new.colbert_storage, "colbert_pool_factor": new.colbert_pool_factor}
 
@@ -120,6 +135,8 @@ class CollectionInfo:
 
     vectors: dict[str, VectorInfo] = field(default_factory=dict)
     sparse: set[str] = field(default_factory=set)
+    sparse_modifiers: dict[str, str] = field(default_factory=dict)
+    """Sparse vectors with a modifier (``"idf"``) and that modifier (BGE-M3 weights need none)."""
     points: int | None = None
     recorded: dict[str, object] = field(default_factory=dict)
     """What this package recorded when it created the collection (empty for older or foreign collections)."""
@@ -128,6 +145,16 @@ class CollectionInfo:
     def colbert_pool_factor(self) -> int:
         """The pool factor documents were stored with (1 when none was recorded)."""
         return int(self.recorded.get("colbert_pool_factor") or 1)
+
+    @property
+    def made_without_colbert(self) -> bool:
+        """Whether this package recorded making the collection without ColBERT vectors."""
+        return self.recorded.get("colbert") is False
+
+
+def stores_colbert(info: CollectionInfo, schema: QdrantSchema) -> bool:
+    """Whether documents of a collection that passed ``problems(info, schema, ...)`` get ColBERT rows."""
+    return schema.with_colbert is not False and schema.colbert in info.vectors
 
 
 def check_collection_name(name: str) -> str:
@@ -153,9 +180,18 @@ def problems(info: CollectionInfo, schema: QdrantSchema, dim: int | None) -> lis
         if dense.multivector:
             found.append(f"dense vector {schema.dense!r} is a multivector, expected a single vector")
     colbert = info.vectors.get(schema.colbert)
-    if colbert is None:
-        found.append(f"ColBERT multivector {schema.colbert!r} is missing "
-                     f"(named vectors: {sorted(info.vectors) or 'none'})")
+    if colbert is not None and schema.with_colbert is False:
+        found.append(f"the collection stores ColBERT vectors in {schema.colbert!r}, the schema asks for "
+                     "with_colbert=False (pass with_colbert=None to use the collection's)")
+    elif colbert is None:
+        if schema.with_colbert is True:
+            found.append(f"ColBERT multivector {schema.colbert!r} is missing, the schema asks for with_colbert=True"
+                         + (" (the collection was made without ColBERT; pass with_colbert=None to use it as it is)"
+                            if info.made_without_colbert else ""))
+        elif schema.with_colbert is None and not info.made_without_colbert:
+            found.append(f"ColBERT multivector {schema.colbert!r} is missing "
+                         f"(named vectors: {sorted(info.vectors) or 'none'}; for dense + sparse only pass "
+                         "QdrantSchema(with_colbert=False))")
     else:
         if dim is not None and colbert.size != dim:
             found.append(f"ColBERT multivector {schema.colbert!r} has size {colbert.size}, the encoder gives {dim}")
@@ -171,7 +207,8 @@ def problems(info: CollectionInfo, schema: QdrantSchema, dim: int | None) -> lis
             found.append(f"ColBERT rows are stored as {storage!r}, the schema asks for "
                          f"colbert_storage={schema.colbert_storage!r} (pass colbert_storage=None to use the "
                          "collection's)")
-    if schema.colbert_pool_factor is not None and schema.colbert_pool_factor != info.colbert_pool_factor:
+    if (schema.colbert_pool_factor is not None and colbert is not None
+            and schema.colbert_pool_factor != info.colbert_pool_factor):
         found.append(f"documents were stored with colbert_pool_factor={info.colbert_pool_factor}, the schema asks "
                      f"for {schema.colbert_pool_factor} (pass colbert_pool_factor=None to use the collection's)")
     if schema.sparse not in info.sparse:

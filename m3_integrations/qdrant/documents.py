@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
-from .._ingest import Document, nonempty_documents, point_id, run_ingest
+from .._ingest import Document, IngestError, nonempty_documents, point_id, run_ingest
 from ..encoder.pooling import pool_output
 from ..encoder.types import M3Output
+from . import fields as _fields
 from ._backends import TRANSIENT_ERRORS, AsyncClientBackend, ClientBackend, Row
 from ._filters import and_filters, has_id_filter, to_qdrant_filter
+from ._programs import Program
+from ._programs import arun as _arun
+from ._programs import run as _run
 from ._schema import (
     DEFAULT_SCHEMA,
     CollectionNotFoundError,
@@ -22,8 +26,10 @@ from ._schema import (
     check_collection_name,
     mismatch_error,
     problems,
+    stores_colbert,
 )
 from .edge import QdrantEdgeStore
+from .fields import QdrantFields
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +74,25 @@ def _schema(schema: QdrantSchema | None) -> QdrantSchema:
     return schema
 
 
+def _check_fields(fields: Any, schema: Any = None) -> QdrantFields | None:
+    """``fields`` checked: a ``QdrantFields`` (a collection made elsewhere) or ``None``; never with ``schema``."""
+    if fields is None:
+        return None
+    if not isinstance(fields, QdrantFields):
+        raise TypeError(f"fields must be a QdrantFields, got {type(fields).__name__}")
+    if schema is not None:
+        raise ValueError("pass schema= (a collection of this package's layout) or fields= (a collection made "
+                         "elsewhere), not both")
+    return fields
+
+
 # -------------------------------------------------------------------------------------------------- ingest
-def _rows(batch: list[Document], output: M3Output, schema: QdrantSchema) -> list[Row]:
+def _rows(batch: list[Document], output: M3Output, schema: QdrantSchema, colbert: bool = True) -> list[Row]:
     rows = []
     for i, doc in enumerate(batch):
         payload = {schema.text_key: doc.text, schema.metadata_key: doc.metadata, schema.id_key: doc.key}
         rows.append((point_id(doc), output.dense[i], M3Output.sparse_to_arrays(output.sparse[i]),
-                     output.colbert[i], payload))
+                     output.colbert[i] if colbert else None, payload))
     return rows
 
 
@@ -101,21 +119,25 @@ def _ensure_checked(info: Any, name: str, schema: QdrantSchema, dim: int) -> Non
         raise mismatch_error(name, found, info.points)
 
 
-def _ensure_collection(backend: Any, name: str, schema: QdrantSchema, dim: int, recreate: bool) -> int:
-    """Check or create the collection; returns the ColBERT pool factor its documents are stored with."""
+def _ensure_collection(backend: Any, name: str, schema: QdrantSchema, dim: int, recreate: bool) -> tuple[int, bool]:
+    """Check or create the collection; returns the ColBERT pool factor its documents are stored with and whether
+    they get ColBERT rows at all."""
     if backend.exists(name):
         if not recreate:
             info = backend.describe(name)
             _ensure_checked(info, name, schema, dim)
-            return info.colbert_pool_factor
+            return info.colbert_pool_factor, stores_colbert(info, schema)
         logger.warning("recreate=True: deleting collection %r", name)
         backend.drop(name)
     backend.create(name, schema, dim)
-    return schema.for_new_collection().colbert_pool_factor
+    return schema.for_new_collection().colbert_pool_factor, schema.with_colbert is not False
 
 
-def _document_encoder(encoder: Any, pool_factor: int) -> Callable[[list[str]], M3Output]:
-    """The encode step of an ingest: documents' outputs, ColBERT rows pooled as the collection stores them."""
+def _document_encoder(encoder: Any, pool_factor: int, colbert: bool = True) -> Callable[[list[str]], M3Output]:
+    """The encode step of an ingest: documents' outputs, ColBERT rows pooled as the collection stores them (none
+    computed for a collection without ColBERT)."""
+    if not colbert:
+        return lambda texts: encoder.encode_documents(texts, return_colbert=False)
     if pool_factor == 1:
         return encoder.encode_documents
     device = getattr(encoder, "device", None)  # pool where the encoder runs (a GPU when it has one)
@@ -137,6 +159,7 @@ def upsert_documents(
     recreate: bool = False,
     skip_unchanged: bool = True,
     schema: QdrantSchema | None = None,
+    fields: QdrantFields | None = None,
 ) -> list[str]:
     """Encode documents with BGE-M3 and store dense, sparse and ColBERT vectors in one Qdrant collection.
 
@@ -152,12 +175,27 @@ def upsert_documents(
         skip_unchanged: documents already stored with the same key, text and metadata are not encoded or
             written again, so re-running an ingest (after a failure, or on a grown corpus) only does the
             new and changed ones. Pass ``False`` to re-encode everything, e.g. after changing the model.
-        schema: vector names, ColBERT storage type and payload keys (default ``QdrantSchema()``).
+        schema: vector names, ColBERT storage type and payload keys (default ``QdrantSchema()``);
+            ``QdrantSchema(with_colbert=False)`` makes (or expects) a collection of dense + sparse only.
+        fields: write into an existing collection this package did not create, in its layout
+            (``QdrantFields``: e.g. one made by langchain-qdrant's ``QdrantVectorStore``): the dense vector into
+            ``fields.dense`` (``""``: the unnamed one), the sparse one into ``fields.sparse``, the text under
+            ``fields.text``, the metadata under ``fields.metadata``; no ColBERT is computed. The collection is
+            checked first (vector names, dense size and distance, no vectors this package would leave empty);
+            it is never created or recreated. Which point a document goes to: its id when that is a UUID or an
+            unsigned integer (the point ids other code writes, and that ``Hit.id`` / ``get_documents`` give back,
+            so a document read from the collection updates its own point), a UUID derived from any other id, or
+            from its text when it has no id. Stored data is never silently replaced: an existing point is
+            replaced only when it holds the same document (named by the document's id; without an id, a point
+            holding the same text); a point at a text-derived id holding another text, or no text at all (not
+            one this package wrote), raises ``ValueError`` and nothing of that batch is written. Replacing a
+            point replaces its payload.
 
     Returns:
         Each input document's key, in input order (one per document, a repeated one included): its ``id``,
-        or the deterministic id derived from its text. Point ids are deterministic, so re-running an ingest
-        replaces documents instead of duplicating them. Empty ``docs``: ``[]``, nothing is touched.
+        or the deterministic id derived from its text (with ``fields`` and no ``fields.id``: the point id, which
+        searches return as ``Hit.id``). Point ids are deterministic, so re-running an ingest replaces documents
+        instead of duplicating them. Empty ``docs``: ``[]``, nothing is touched.
 
     Raises:
         ValueError: missing encoder; ``SchemaMismatchError`` when the collection exists with
@@ -166,28 +204,64 @@ def upsert_documents(
     backend = _sync_backend(client, "upsert_documents")
     _check_encoder(encoder)
     name = check_collection_name(collection_name)
+    fields = _check_fields(fields, schema)
     schema = _schema(schema)
+    if fields is not None and recreate:
+        raise ValueError("recreate=True with fields=: this package never creates a collection in another layout")
     documents = _prepare_docs(docs)
     if documents is None:
         return []  # an empty batch is a no-op: nothing is created, recreated or written
-    pool_factor = _ensure_collection(backend, name, schema, encoder.dim, recreate)
+    if fields is not None:
+        def call(method: str, *args: Any) -> Any:
+            return getattr(backend, method)(*args)
+
+        _fields.checked_info(call, name, fields, encoder.dim)
+        try:
+            return _ingest_fields(call, documents, name, encoder, fields, batch_size, show_progress, skip_unchanged)
+        finally:
+            backend.after_upsert(name, 1)
+    pool_factor, colbert = _ensure_collection(backend, name, schema, encoder.dim, recreate)
     written = 0
 
     def write(batch: list[Document], output: M3Output) -> None:
         nonlocal written
-        backend.upsert(name, _rows(batch, output, schema), schema)
+        backend.upsert(name, _rows(batch, output, schema, colbert), schema)
         written += len(batch)
 
     def unchanged(batch: list[Document]) -> set[str]:
         return _same_as_stored(batch, backend.retrieve(name, [point_id(d) for d in batch]), schema)
 
     try:
-        return run_ingest(documents, _document_encoder(encoder, pool_factor), write, batch_size=batch_size,
+        return run_ingest(documents, _document_encoder(encoder, pool_factor, colbert), write, batch_size=batch_size,
                           show_progress=show_progress, transient=TRANSIENT_ERRORS,
                           unchanged=unchanged if skip_unchanged and not recreate else None)
     finally:
         if written:
             backend.after_upsert(name, written)
+
+
+def _ingest_fields(call: Callable[..., Any], documents: Any, name: str, encoder: Any, fields: QdrantFields,
+                   batch_size: int, show_progress: bool | None, skip_unchanged: bool) -> list[str]:
+    """The ingest into a collection made elsewhere (checked already); ``call(method, *args)`` runs a driver
+    method from the ingest's threads."""
+    def write(batch: list[Document], output: M3Output) -> None:
+        call("upsert", name, _fields.rows(batch, output, fields), fields)
+
+    def unchanged(batch: list[Document]) -> set[str]:
+        found = call("retrieve", name, list(dict.fromkeys(_fields.point_id_for(d.key) for d in batch)))
+        same = _fields.guard(name, batch, found, fields)  # runs even without skip_unchanged: it protects
+        return same if skip_unchanged else set()
+
+    def key(k: str) -> str:
+        return k if fields.id is not None else str(_fields.point_id_for(k))
+
+    try:
+        keys = run_ingest(documents, lambda texts: encoder.encode_documents(texts, return_colbert=False), write,
+                          batch_size=batch_size, show_progress=show_progress, transient=TRANSIENT_ERRORS,
+                          unchanged=unchanged)
+    except IngestError as exc:
+        raise IngestError(str(exc), [key(k) for k in exc.failed_ids], [key(k) for k in exc.stored_ids]) from exc
+    return [key(k) for k in keys]
 
 
 class EncodedWriter:
@@ -209,10 +283,12 @@ class EncodedWriter:
         self.dim = dim
         self.schema = _schema(schema)
         self.written = 0
+        self.colbert = True
 
     def prepare(self, *, recreate: bool = False) -> int:
         """Check (or create, or with ``recreate`` replace) the collection; returns its ColBERT pool factor."""
-        return _ensure_collection(self.backend, self.name, self.schema, self.dim, recreate)
+        pool_factor, self.colbert = _ensure_collection(self.backend, self.name, self.schema, self.dim, recreate)
+        return pool_factor
 
     def unchanged(self, batch: list[Document]) -> set[str]:
         """Keys of the batch's documents stored with the same key, text and metadata."""
@@ -222,7 +298,7 @@ class EncodedWriter:
         """Upsert one encoded batch (``output`` row i is ``batch[i]``, ColBERT rows already pooled)."""
         if len(output) != len(batch):
             raise ValueError(f"{len(batch)} documents but {len(output)} encoded rows")
-        self.backend.upsert(self.name, _rows(batch, output, self.schema), self.schema)
+        self.backend.upsert(self.name, _rows(batch, output, self.schema, self.colbert), self.schema)
         self.written += len(batch)
 
     def finish(self) -> None:
@@ -243,6 +319,7 @@ async def aupsert_documents(
     recreate: bool = False,
     skip_unchanged: bool = True,
     schema: QdrantSchema | None = None,
+    fields: QdrantFields | None = None,
 ) -> list[str]:
     """Async twin of ``upsert_documents`` (``AsyncQdrantClient``; other clients run in a worker thread).
 
@@ -252,14 +329,28 @@ async def aupsert_documents(
     if not is_async(backend):
         return await asyncio.to_thread(upsert_documents, client, docs, collection_name, encoder,
                                        batch_size=batch_size, show_progress=show_progress, recreate=recreate,
-                                       skip_unchanged=skip_unchanged, schema=schema)
+                                       skip_unchanged=skip_unchanged, schema=schema, fields=fields)
     _check_encoder(encoder)
     name = check_collection_name(collection_name)
+    fields = _check_fields(fields, schema)
     schema = _schema(schema)
+    if fields is not None and recreate:
+        raise ValueError("recreate=True with fields=: this package never creates a collection in another layout")
     documents = _prepare_docs(docs)
     if documents is None:
         return []
-    pool_factor = schema.for_new_collection().colbert_pool_factor
+    loop = asyncio.get_running_loop()
+    if fields is not None:
+        if not await backend.exists(name):
+            raise _fields.not_found(name)
+        _fields.check_fields(name, await backend.describe(name), fields, encoder.dim, writing=True)
+
+        def call(method: str, *args: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(getattr(backend, method)(*args), loop).result()
+
+        return await asyncio.to_thread(_ingest_fields, call, documents, name, encoder, fields, batch_size,
+                                       show_progress, skip_unchanged)
+    pool_factor, colbert = schema.for_new_collection().colbert_pool_factor, schema.with_colbert is not False
     if await backend.exists(name):
         if recreate:
             logger.warning("recreate=True: deleting collection %r", name)
@@ -268,20 +359,20 @@ async def aupsert_documents(
         else:
             info = await backend.describe(name)
             _ensure_checked(info, name, schema, encoder.dim)
-            pool_factor = info.colbert_pool_factor
+            pool_factor, colbert = info.colbert_pool_factor, stores_colbert(info, schema)
     else:
         await backend.create(name, schema, encoder.dim)
-    loop = asyncio.get_running_loop()
 
     def write(batch: list[Document], output: M3Output) -> None:
-        future = asyncio.run_coroutine_threadsafe(backend.upsert(name, _rows(batch, output, schema), schema), loop)
+        future = asyncio.run_coroutine_threadsafe(backend.upsert(name, _rows(batch, output, schema, colbert), schema),
+                                                  loop)
         future.result()
 
     def unchanged(batch: list[Document]) -> set[str]:
         found = asyncio.run_coroutine_threadsafe(backend.retrieve(name, [point_id(d) for d in batch]), loop).result()
         return _same_as_stored(batch, found, schema)
 
-    return await asyncio.to_thread(run_ingest, documents, _document_encoder(encoder, pool_factor), write,
+    return await asyncio.to_thread(run_ingest, documents, _document_encoder(encoder, pool_factor, colbert), write,
                                    batch_size=batch_size,
                                    show_progress=show_progress, transient=TRANSIENT_ERRORS,
                                    unchanged=unchanged if skip_unchanged and not recreate else None)
@@ -317,27 +408,7 @@ def _check_limit(limit: Any) -> None:
         raise ValueError(f"limit must be a positive int or None, got {limit!r}")
 
 
-# The read / delete logic is written once as generator "programs" that yield ``(method, *args)`` backend
-# calls and receive each result; ``_run`` executes one on a sync driver, ``_arun`` awaits it on an async one.
-Program = Generator[tuple, Any, Any]
-
-
-def _run(backend: Any, program: Program) -> Any:
-    try:
-        step = next(program)
-        while True:
-            step = program.send(getattr(backend, step[0])(*step[1:]))
-    except StopIteration as stop:
-        return stop.value
-
-
-async def _arun(backend: Any, program: Program) -> Any:
-    try:
-        step = next(program)
-        while True:
-            step = program.send(await getattr(backend, step[0])(*step[1:]))
-    except StopIteration as stop:
-        return stop.value
+# The read / delete logic is written once as programs (``_programs``) run on a sync or async driver.
 
 
 def _require(name: str) -> Program:
@@ -383,19 +454,43 @@ def _drop_program(name: str) -> Program:
         yield ("drop", name)
 
 
-def _get_args(collection_name: str, ids: Any, query_filter: Any, limit: Any, schema: Any) -> tuple:
+def _native(query_filter: Any, schema: Any, fields: QdrantFields | None) -> Any:
+    if fields is not None:
+        return _fields.native_filter(query_filter, fields)
+    return to_qdrant_filter(query_filter, _schema(schema))
+
+
+def _get(collection_name: str, ids: Any, query_filter: Any, limit: Any, schema: Any, fields: Any) -> Program:
     name = check_collection_name(collection_name)
-    schema = _schema(schema)
+    fields = _check_fields(fields, schema)
     _check_limit(limit)
-    native = to_qdrant_filter(query_filter, schema)
-    return name, None if ids is None else _keys(ids), native, limit, schema
+    native = _native(query_filter, schema, fields)
+    keys = None if ids is None else _keys(ids)
+    if fields is not None:
+        return _fields.get_program(name, keys, native, limit, fields)
+    return _get_program(name, keys, native, limit, _schema(schema))
 
 
-def _delete_filter_args(query_filter: Any, collection_name: str, schema: Any) -> tuple:
+def _delete(ids: Any, collection_name: str, schema: Any, fields: Any) -> Program:
     name = check_collection_name(collection_name)
+    fields = _check_fields(fields, schema)
+    if fields is not None:
+        return _fields.delete_program(name, list(dict.fromkeys(_keys(ids))), fields)
+    return _delete_program(name, set(_keys(ids)), _schema(schema))
+
+
+def _delete_filter(query_filter: Any, collection_name: str, schema: Any, fields: Any) -> Program:
+    name = check_collection_name(collection_name)
+    fields = _check_fields(fields, schema)
     if query_filter is None:
         raise ValueError("delete_by_filter needs a filter; to delete everything use drop_collection")
-    return name, to_qdrant_filter(query_filter, _schema(schema))
+    return _delete_filter_program(name, _native(query_filter, schema, fields))
+
+
+def _count(collection_name: str, query_filter: Any, schema: Any, fields: Any) -> Program:
+    name = check_collection_name(collection_name)
+    fields = _check_fields(fields, schema)
+    return _count_program(name, _native(query_filter, schema, fields))
 
 
 def get_documents(
@@ -406,36 +501,36 @@ def get_documents(
     limit: int | None = None,
     *,
     schema: QdrantSchema | None = None,
+    fields: QdrantFields | None = None,
 ) -> list[Document]:
     """Stored documents by key (in the order given; unknown keys are skipped) and/or by filter.
 
-    Each ``Document.id`` is the document's key (the user's id, or the id derived from its text).
+    Each ``Document.id`` is the document's key (the user's id, or the id derived from its text; with ``fields``,
+    a collection made elsewhere: the payload id ``fields.id``, else the point id).
     """
     backend = _sync_backend(client, "get_documents")
-    return _run(backend, _get_program(*_get_args(collection_name, ids, query_filter, limit, schema)))
+    return _run(backend, _get(collection_name, ids, query_filter, limit, schema, fields))
 
 
 def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs", *,
-                     schema: QdrantSchema | None = None) -> None:
+                     schema: QdrantSchema | None = None, fields: QdrantFields | None = None) -> None:
     """Delete documents by the keys ``upsert_documents`` returned (unknown keys are ignored)."""
     backend = _sync_backend(client, "delete_documents")
-    name = check_collection_name(collection_name)
-    _run(backend, _delete_program(name, set(_keys(ids)), _schema(schema)))
+    _run(backend, _delete(ids, collection_name, schema, fields))
 
 
 def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
-                     schema: QdrantSchema | None = None) -> None:
+                     schema: QdrantSchema | None = None, fields: QdrantFields | None = None) -> None:
     """Delete the documents matching a filter (a filter is required: use drop_collection to delete all)."""
     backend = _sync_backend(client, "delete_by_filter")
-    _run(backend, _delete_filter_program(*_delete_filter_args(query_filter, collection_name, schema)))
+    _run(backend, _delete_filter(query_filter, collection_name, schema, fields))
 
 
 def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
-                    schema: QdrantSchema | None = None) -> int:
+                    schema: QdrantSchema | None = None, fields: QdrantFields | None = None) -> int:
     """Number of stored documents (matching the filter)."""
     backend = _sync_backend(client, "count_documents")
-    name = check_collection_name(collection_name)
-    return _run(backend, _count_program(name, to_qdrant_filter(query_filter, _schema(schema))))
+    return _run(backend, _count(collection_name, query_filter, schema, fields))
 
 
 def drop_collection(client: Any, collection_name: str = "docs") -> None:
@@ -460,33 +555,32 @@ async def aget_documents(
     limit: int | None = None,
     *,
     schema: QdrantSchema | None = None,
+    fields: QdrantFields | None = None,
 ) -> list[Document]:
     """Async twin of ``get_documents`` (``AsyncQdrantClient``; other clients run in a worker thread)."""
     backend = backend_for(client)
-    return await _arun_any(backend, _get_program(*_get_args(collection_name, ids, query_filter, limit, schema)))
+    return await _arun_any(backend, _get(collection_name, ids, query_filter, limit, schema, fields))
 
 
 async def adelete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs", *,
-                            schema: QdrantSchema | None = None) -> None:
+                            schema: QdrantSchema | None = None, fields: QdrantFields | None = None) -> None:
     """Async twin of ``delete_documents``."""
     backend = backend_for(client)
-    name = check_collection_name(collection_name)
-    await _arun_any(backend, _delete_program(name, set(_keys(ids)), _schema(schema)))
+    await _arun_any(backend, _delete(ids, collection_name, schema, fields))
 
 
 async def adelete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
-                            schema: QdrantSchema | None = None) -> None:
+                            schema: QdrantSchema | None = None, fields: QdrantFields | None = None) -> None:
     """Async twin of ``delete_by_filter``."""
     backend = backend_for(client)
-    await _arun_any(backend, _delete_filter_program(*_delete_filter_args(query_filter, collection_name, schema)))
+    await _arun_any(backend, _delete_filter(query_filter, collection_name, schema, fields))
 
 
 async def acount_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
-                           schema: QdrantSchema | None = None) -> int:
+                           schema: QdrantSchema | None = None, fields: QdrantFields | None = None) -> int:
     """Async twin of ``count_documents``."""
     backend = backend_for(client)
-    name = check_collection_name(collection_name)
-    return await _arun_any(backend, _count_program(name, to_qdrant_filter(query_filter, _schema(schema))))
+    return await _arun_any(backend, _count(collection_name, query_filter, schema, fields))
 
 
 async def adrop_collection(client: Any, collection_name: str = "docs") -> None:

@@ -184,27 +184,27 @@ def _edge_config(schema: QdrantSchema, dim: int, **options: Any) -> Any:
     a re-score reads only its candidates' rows, so memory does not grow with the collection.
     """
     e = _edge()
+    with_colbert = schema.with_colbert is not False
     schema = schema.for_new_collection()
     datatypes = {"float32": e.VectorStorageDatatype.Float32, "float16": e.VectorStorageDatatype.Float16,
                  "turbo8": e.VectorStorageDatatype.Turbo8, "turbo4": e.VectorStorageDatatype.Turbo4}
-    return e.EdgeConfig(
-        vectors={
-            schema.dense: e.EdgeVectorParams(
-                size=dim, distance=e.Distance.Cosine,
-                quantization_config=e.ScalarQuantizationConfig(type=e.ScalarType.Int8, always_ram=True)
-                if schema.dense_quantization else None,
-            ),
-            schema.colbert: e.EdgeVectorParams(
-                size=dim, distance=e.Distance.Cosine,
-                multivector_config=e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim),
-                datatype=datatypes[COLBERT_STORAGES[schema.colbert_storage]],
-                memory=e.Memory.Cold,
-                hnsw_config=e.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
-            ),
-        },
-        sparse_vectors={schema.sparse: e.EdgeSparseVectorParams()},
-        **options,
-    )
+    vectors = {
+        schema.dense: e.EdgeVectorParams(
+            size=dim, distance=e.Distance.Cosine,
+            quantization_config=e.ScalarQuantizationConfig(type=e.ScalarType.Int8, always_ram=True)
+            if schema.dense_quantization else None,
+        ),
+    }
+    if with_colbert:
+        vectors[schema.colbert] = e.EdgeVectorParams(
+            size=dim, distance=e.Distance.Cosine,
+            multivector_config=e.MultiVectorConfig(comparator=e.MultiVectorComparator.MaxSim),
+            datatype=datatypes[COLBERT_STORAGES[schema.colbert_storage]],
+            memory=e.Memory.Cold,
+            hnsw_config=e.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10000),
+            quantization_config=_colbert_index(e),
+        )
+    return e.EdgeConfig(vectors=vectors, sparse_vectors={schema.sparse: e.EdgeSparseVectorParams()}, **options)
 
 
 # ----------------------------------------------------------------------------------------------- the store
@@ -297,6 +297,9 @@ class QdrantEdgeStore:
                                              multivector=vp.get("multivector_config") is not None,
                                              datatype=str(vp.get("datatype") or "float32").lower())
         info.sparse = set(config.get("sparse_vectors") or {})
+        info.sparse_modifiers = {n: str(sp["modifier"]).lower()
+                                 for n, sp in (config.get("sparse_vectors") or {}).items()
+                                 if isinstance(sp, dict) and sp.get("modifier") not in (None, "none", "None")}
         record = self._dir(name) / RECORD_FILE
         if record.is_file():
             info.recorded = json.loads(record.read_text()).get(M3_METADATA_KEY, {})
@@ -352,17 +355,19 @@ class QdrantEdgeStore:
             return bool(self._shard(name).optimize())
 
     # ------------------------------------------------------------------------------------------- writes
-    def upsert(self, name: str, rows: list[Row], schema: QdrantSchema) -> None:
-        """Insert or replace points."""
+    def upsert(self, name: str, rows: list[Row], schema: Any) -> None:
+        """Insert or replace points (``schema`` names the vectors; a row without ColBERT rows writes none)."""
         e = _edge()
         points = []
         for pid, dense, (indices, values), colbert, payload in rows:
-            points.append(e.Point(id=pid, payload=payload, vector={
+            vector = {
                 # lists convert ~5x faster than numpy arrays (measured: 0.4 s vs 2.4 s per 256 x 32 x 1024)
                 schema.dense: np.asarray(dense, dtype=np.float32).tolist(),
                 schema.sparse: e.SparseVector(indices=indices, values=values),
-                schema.colbert: np.asarray(colbert, dtype=np.float32).tolist(),
-            }))
+            }
+            if colbert is not None:
+                vector[schema.colbert] = np.asarray(colbert, dtype=np.float32).tolist()
+            points.append(e.Point(id=pid, payload=payload, vector=vector))
         shard = self._shard(name)
         shard.update(e.UpdateOperation.upsert_points(points))
         if not self._has_wal(name):

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from .._fusion import refuse_colbert
 from .._query import Hit, QueryPlan, make_plan
 from ..encoder.scoring import DEFAULT_WEIGHTS
 from ..encoder.types import M3Output
 from . import _plans
 from ._backends import is_not_found
 from ._filters import has_id_filter, to_qdrant_filter
-from ._schema import CollectionNotFoundError, QdrantSchema, check_collection_name, mismatch_error, problems
+from ._programs import arun as run_program_async
+from ._programs import run as run_program
+from ._schema import (
+    CollectionNotFoundError,
+    QdrantSchema,
+    check_collection_name,
+    mismatch_error,
+    problems,
+    stores_colbert,
+)
 from .documents import _schema, backend_for, is_async
 from .fields import QdrantFields
-from .fields import arun as run_fields_async
-from .fields import run as run_fields
 from .fields import search_program as fields_program
 
 
@@ -56,6 +65,8 @@ class _Search:
         self.plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit)
         self.name = check_collection_name(collection_name)
         self.schema = _schema(schema)
+        if self.schema.with_colbert is False:
+            self.plan = without_colbert(self.plan, self.name)
         self.native = to_qdrant_filter(query_filter, self.schema)
         self.kinds = needed(self.plan)
         self.output = None if query_output is None else _check_output(query_output, self.kinds)
@@ -131,22 +142,35 @@ class _Search:
         return hits
 
 
-def _fields_client(client: Any, function: str) -> str:
-    from qdrant_client import AsyncQdrantClient, QdrantClient
+def without_colbert(plan: QueryPlan, name: str) -> QueryPlan:
+    """The plan on a collection without ColBERT vectors: ``hybrid`` fuses dense + sparse (the ColBERT weight is
+    dropped: weighted = ``(w_d * dense + w_s * sparse) / (w_d + w_s)``); ``colbert`` is refused."""
+    refuse_colbert(plan, name)
+    w_d, w_s, _ = plan.weights
+    if plan.mode == "hybrid" and w_d + w_s <= 0:
+        raise ValueError(f"weights {plan.weights} give dense and sparse no weight, and collection {name!r} has no "
+                         "ColBERT vectors")
+    return replace(plan, weights=(w_d, w_s, 0.0))
 
-    if isinstance(client, QdrantClient):
-        return "sync"
-    if isinstance(client, AsyncQdrantClient):
-        return "async"
-    raise TypeError(f"{function}(fields=...) searches a collection made elsewhere through a QdrantClient or an "
-                    f"AsyncQdrantClient, got {type(client).__name__}")
+
+def _no_colbert_schema(search: _Search, info: Any) -> QdrantSchema | None:
+    """The schema to search again with when a request failed on a collection this package made without ColBERT
+    (recorded with it) and the schema left ``with_colbert`` open; ``None`` otherwise."""
+    if info is None or search.schema.with_colbert is not None or problems(info, search.schema, None):
+        return None
+    if stores_colbert(info, search.schema):
+        return None
+    return replace(search.schema, with_colbert=False, colbert_storage=None, colbert_pool_factor=None)
 
 
 def _fields_query(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
                   weights: Sequence[float], prefetch_limit: int, rrf_k: int, rescore_limit: int | str | None,
-                  query_output: M3Output | None, fields: Any) -> tuple[QueryPlan, M3Output | None]:
+                  query_output: M3Output | None, fields: Any, schema: Any = None) -> tuple[QueryPlan, M3Output | None]:
     if not isinstance(fields, QdrantFields):
         raise TypeError(f"fields must be a QdrantFields, got {type(fields).__name__}")
+    if schema is not None:
+        raise ValueError("pass schema= (a collection of this package's layout) or fields= (a collection made "
+                         "elsewhere), not both")
     check_collection_name(collection_name)
     plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit)
     if query_output is not None:
@@ -182,6 +206,8 @@ def hybrid_search(
 
     Args:
         client: a ``QdrantClient`` or a ``QdrantEdgeStore`` (``ahybrid_search`` for ``AsyncQdrantClient``).
+            On a collection without ColBERT vectors (``QdrantSchema(with_colbert=False)``, recorded with the
+            collection) ``hybrid`` fuses dense + sparse (the ColBERT weight is dropped) and ``colbert`` is refused.
         query: the query text (ignored when ``query_output`` is given).
         collection_name: the collection ``upsert_documents`` filled.
         encoder: an ``M3Encoder`` (not needed with ``query_output``).
@@ -203,7 +229,8 @@ def hybrid_search(
         query_output: a precomputed one-row encoding of the query (skips the encoder).
         schema: the collection's names (default ``QdrantSchema()``).
         fields: the names of a collection this package did not create (``QdrantFields``, e.g. one made by
-            langchain-qdrant; see ``m3_integrations.qdrant.fields``): dense + sparse, no ColBERT.
+            langchain-qdrant, or a Qdrant Edge shard made with ``qdrant_edge``; see
+            ``m3_integrations.qdrant.fields``): dense + sparse, no ColBERT.
 
     Returns:
         Hits, best first. ``Hit.scores`` holds the dense / sparse / ColBERT scores (reference scale) of each
@@ -211,14 +238,14 @@ def hybrid_search(
         Edge a weighted search finds them on the way and needs no look-up).
     """
     if fields is not None:
-        client_kind = _fields_client(client, "hybrid_search")
-        if client_kind == "async":
+        backend = backend_for(client)
+        if is_async(backend):
             raise TypeError("hybrid_search got an AsyncQdrantClient; use ahybrid_search (the async twin)")
         plan, output = _fields_query(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                                     rrf_k, rescore_limit, query_output, fields)
+                                     rrf_k, rescore_limit, query_output, fields, schema)
         if output is None:
             output = encoder.encode_queries([query], return_dense=True, return_sparse=True, return_colbert=False)
-        return run_fields(client, fields_program(collection_name, plan, output, query_filter, fields))
+        return run_program(backend, fields_program(collection_name, plan, output, query_filter, fields))
     search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                      query_filter, rrf_k, query_output, schema, rescore_limit)
     backend = search.backend
@@ -239,6 +266,11 @@ def hybrid_search(
     except Exception as exc:
         exists = backend.exists(search.name)
         info = backend.describe(search.name) if exists else None
+        no_colbert = _no_colbert_schema(search, info)
+        if no_colbert is not None:
+            return hybrid_search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
+                                 query_filter, rrf_k=rrf_k, rescore_limit=rescore_limit, query_output=search.output,
+                                 schema=no_colbert)
         error = search.diagnose(exc, exists, info)
         if error is exc and not is_not_found(exc):
             raise
@@ -274,13 +306,14 @@ async def ahybrid_search(
     """Async twin of ``hybrid_search`` (``AsyncQdrantClient``; other clients run in a worker thread)."""
     import asyncio
 
-    if fields is not None and _fields_client(client, "ahybrid_search") == "async":
+    if fields is not None and is_async(backend_for(client)):
         plan, output = _fields_query(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                                     rrf_k, rescore_limit, query_output, fields)
+                                     rrf_k, rescore_limit, query_output, fields, schema)
         if output is None:
             output = await encoder.aencode_queries([query], return_dense=True, return_sparse=True,
                                                    return_colbert=False)
-        return await run_fields_async(client, fields_program(collection_name, plan, output, query_filter, fields))
+        return await run_program_async(backend_for(client),
+                                       fields_program(collection_name, plan, output, query_filter, fields))
     search = _Search(client, query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                      query_filter, rrf_k, query_output, schema, rescore_limit)
     backend = search.backend
@@ -301,6 +334,11 @@ async def ahybrid_search(
     except Exception as exc:
         exists = await backend.exists(search.name)
         info = await backend.describe(search.name) if exists else None
+        no_colbert = _no_colbert_schema(search, info)
+        if no_colbert is not None:
+            return await ahybrid_search(client, query, collection_name, encoder, limit, mode, fusion, weights,
+                                        prefetch_limit, query_filter, rrf_k=rrf_k, rescore_limit=rescore_limit,
+                                        query_output=search.output, schema=no_colbert)
         error = search.diagnose(exc, exists, info)
         if error is exc and not is_not_found(exc):
             raise
