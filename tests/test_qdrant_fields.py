@@ -14,6 +14,7 @@ from qdrant_client import AsyncQdrantClient, models  # noqa: E402
 from m3_integrations import dense_score, sparse_score  # noqa: E402
 from m3_integrations.langchain import M3Embeddings, M3SparseEmbeddings, M3VectorStore  # noqa: E402
 from m3_integrations.qdrant import (  # noqa: E402
+    CollectionNotFoundError,
     Condition,
     QdrantEdgeStore,
     QdrantFields,
@@ -86,8 +87,8 @@ async def test_filters_async_and_refusals(made_by_langchain, encoder, tmp_path):
         hybrid_search(client, "vectors", "lc_hybrid", encoder, fields=QdrantFields(dense="dense"))
     with pytest.raises(SchemaMismatchError):  # without fields: the package's own layout is expected
         hybrid_search(client, "vectors", "lc_hybrid", encoder)
-    edge = QdrantEdgeStore(tmp_path / "edge")
-    with pytest.raises(TypeError, match="QdrantClient"):
+    edge = QdrantEdgeStore(tmp_path / "edge")  # Qdrant Edge takes fields too (tests/test_qdrant_foreign_write.py)
+    with pytest.raises(CollectionNotFoundError, match="'lc_hybrid' does not exist"):
         hybrid_search(edge, "vectors", "lc_hybrid", encoder, fields=f)
     edge.close()
     # an AsyncQdrantClient (local mode cannot share one in-memory collection between two clients, so it gets a copy),
