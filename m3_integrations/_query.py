@@ -51,6 +51,10 @@ class QueryPlan:
     rrf_k: int
     rescore_limit: int | None = DEFAULT_RESCORE_LIMIT
     """ColBERT re-scores this many of the best dense + sparse candidates (weighted hybrid); ``None``: all."""
+    shortlist: int | None = None
+    """On a store with a quantized ColBERT index: ColBERT scores the re-scored candidates from the quantized
+    codes, and only this many, the best by that estimate, exactly from the stored rows (``None``: every
+    re-scored candidate exactly, as with ``rescore_limit="all"``)."""
 
     @property
     def uses(self) -> tuple[str, ...]:
@@ -65,6 +69,16 @@ class QueryPlan:
         if w_c > 0 or self.fusion != "weighted":
             needed.append("colbert")
         return tuple(needed)
+
+
+def default_shortlist(limit: int) -> int:
+    """How many candidates get their exact ColBERT score when a quantized ColBERT index picks them:
+    ``limit`` plus a margin (SHORTLIST_MARGIN), enough to hold the exact top ``limit`` (docs/benchmarks.md)."""
+    return limit + max(SHORTLIST_MARGIN, limit // 2)
+
+
+SHORTLIST_MARGIN = 5
+"""Candidates beyond ``limit`` whose ColBERT score is computed exactly after the quantized estimate."""
 
 
 def first_phase_weights(w_d: float, w_s: float) -> tuple[float, float]:
@@ -126,14 +140,16 @@ def make_plan(
     rrf_k = _positive_int("rrf_k", rrf_k)
     if rescore_limit is None:
         rescore_limit = DEFAULT_RESCORE_LIMIT
+    shortlist: int | None = default_shortlist(limit)
     if rescore_limit == "all":
-        rescore_limit = None
+        rescore_limit = shortlist = None
     elif isinstance(rescore_limit, str):
         raise ValueError(f"rescore_limit must be a positive int or 'all', got {rescore_limit!r}")
     else:
         rescore_limit = max(_bounded("rescore_limit", rescore_limit, max_limit, engine), limit)
     return QueryPlan(mode=mode, fusion=fusion, weights=validate_weights(weights), limit=limit,
-                     prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k, rescore_limit=rescore_limit)
+                     prefetch_limit=max(prefetch_limit, limit), rrf_k=rrf_k, rescore_limit=rescore_limit,
+                     shortlist=shortlist)
 
 
 # ------------------------------------------------------------------------------------------ filters

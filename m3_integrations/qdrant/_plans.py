@@ -34,15 +34,23 @@ from ..encoder.scoring import colbert_query_length
 from ..encoder.types import M3Output
 from ._schema import QdrantSchema
 
+APPROXIMATE = "colbert_approx"
+"""The kind of a ColBERT scoring from the quantized codes (an estimate that picks the exact shortlist)."""
+
 
 @dataclass
 class Nearest:
-    """Nearest search (or re-score of prefetched candidates) by one named vector."""
+    """Nearest search (or re-score of prefetched candidates) by one named vector.
+
+    Kind ``colbert`` scores from the stored rows (a quantized index, if any, is ignored); ``APPROXIMATE``
+    scores the same vector from its quantized codes only (no re-scoring from the stored rows).
+    """
 
     using: str
-    kind: str  # "dense" | "sparse" | "colbert"
+    kind: str  # "dense" | "sparse" | "colbert" | APPROXIMATE
     vector: Any  # 1-d float32 array | (indices, values) | 2-d float32 array
     rendered: Any = field(default=None, repr=False, compare=False)  # an engine's cached rendering
+    base: Nearest | None = field(default=None, repr=False, compare=False)  # the same vector, exact (its rendering)
 
 
 @dataclass
@@ -94,11 +102,14 @@ def _cached_vector(query: M3Output, kind: str, schema: QdrantSchema, cache: dict
     """The query's nearest search by one representation, one object per kind in ``cache``, so an engine
     renders each vector once however many stages (and requests) use it."""
     if kind not in cache:
-        cache[kind] = _new_vector(query, kind, schema)
+        cache[kind] = _new_vector(query, kind, schema, cache)
     return cache[kind]
 
 
-def _new_vector(query: M3Output, kind: str, schema: QdrantSchema) -> Nearest:
+def _new_vector(query: M3Output, kind: str, schema: QdrantSchema, cache: dict[str, Nearest]) -> Nearest:
+    if kind == APPROXIMATE:
+        exact = _cached_vector(query, "colbert", schema, cache)
+        return Nearest(exact.using, APPROXIMATE, exact.vector, base=exact)
     if kind == "dense":
         if query.dense is None:
             raise ValueError("query_output has no dense vector, which this search needs")
@@ -115,10 +126,13 @@ def _new_vector(query: M3Output, kind: str, schema: QdrantSchema) -> Nearest:
 
 
 def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native_filter: models.Filter | None,
-                  vectors: dict[str, Nearest] | None = None) -> Request:
+                  vectors: dict[str, Nearest] | None = None, approximate: float | None = None) -> Request:
     """The one Query API request answering ``plan`` for the one-row encoding ``query``.
 
     ``vectors``: a cache of the query's ``Nearest`` objects, shared with ``score_requests``.
+    ``approximate``: the collection's ColBERT vector has a quantized index whose MaxSim estimates are about
+    ``approximate`` times the exact ones; the ColBERT phases then score their candidates from the codes and only
+    ``plan.shortlist`` of them, the best by that estimate, exactly (``None``: every candidate exactly).
     """
     p = plan.prefetch_limit
     cache: dict[str, Nearest] = {} if vectors is None else vectors
@@ -141,7 +155,7 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
     candidates = [leaf("dense")] + ([leaf("sparse")] if has_sparse else [])
     pool = len(candidates) * p  # the union is never larger
 
-    if plan.mode == "colbert":
+    if plan.mode == "colbert":  # the ColBERT ranking itself: every candidate scored exactly
         colbert = vector("colbert")
         return Request(Stage(colbert, plan.limit, prefetch=candidates), score_divisor=len(colbert.vector),
                        score_mode="colbert")
@@ -161,6 +175,13 @@ def build_request(plan: QueryPlan, query: M3Output, schema: QdrantSchema, native
             pool = plan.rescore_limit
         n_colbert = len(vector("colbert").vector) if w_c > 0 else 1
         coefficients = {"dense": w_d / total, "sparse": w_s / total, "colbert": w_c / (total * n_colbert)}
+        shortlist = plan.shortlist if approximate else None
+        if w_c > 0 and shortlist is not None and shortlist < pool:
+            # the weighted score with ColBERT estimated from the codes picks the candidates scored exactly
+            estimate = {"dense": coefficients["dense"], "sparse": coefficients["sparse"],
+                        APPROXIMATE: coefficients["colbert"] / approximate}
+            candidates = [_weighted_sum(vector, estimate, candidates, pool, shortlist)]
+            pool = shortlist
         return Request(_weighted_sum(vector, coefficients, candidates, pool, plan.limit))
 
     sources: list[Stage] = []
@@ -224,6 +245,19 @@ def _model_query(query: Any) -> tuple[Any, str | None]:
     return models.FormulaQuery(formula=formula, defaults=defaults), None
 
 
+def quantization_params(query: Any) -> str | None:
+    """How a stage's search treats quantized vectors: ``"rescore"`` (dense: see ``rescores_quantized``),
+    ``"approximate"`` (ColBERT estimated from its quantized codes, not re-scored), ``"ignore"`` (ColBERT from the
+    stored rows: a quantized index, if the collection has one, would only add work), else ``None``."""
+    if not isinstance(query, Nearest):
+        return None
+    if query.kind == "dense":
+        return "rescore"
+    if query.kind == APPROXIMATE:
+        return "approximate"
+    return "ignore" if query.kind == "colbert" else None
+
+
 def rescores_quantized(query: Any) -> bool:
     """Whether a stage's search must ask for float32 re-scoring: a dense search may walk int8-quantized
     copies (``QdrantSchema.dense_quantization``), and its scores must be the exact cosine similarities.
@@ -232,11 +266,14 @@ def rescores_quantized(query: Any) -> bool:
     return isinstance(query, Nearest) and query.kind == "dense"
 
 
-_RESCORE = models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True))
+_PARAMS = {"rescore": models.SearchParams(quantization=models.QuantizationSearchParams(rescore=True)),
+           "approximate": models.SearchParams(quantization=models.QuantizationSearchParams(rescore=False)),
+           "ignore": models.SearchParams(quantization=models.QuantizationSearchParams(ignore=True))}
 
 
 def _model_params(query: Any, params: bool) -> models.SearchParams | None:
-    return _RESCORE if params and rescores_quantized(query) else None
+    kind = quantization_params(query)
+    return _PARAMS[kind] if params and kind else None
 
 
 def to_prefetch(stage: Stage, params: bool = True) -> models.Prefetch:

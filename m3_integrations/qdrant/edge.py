@@ -131,6 +131,8 @@ def to_edge_filter(flt: models.Filter | None) -> Any:
 def _edge_query(query: Any) -> Any:
     e = _edge()
     if isinstance(query, _plans.Nearest):
+        if query.base is not None:  # the same vector scored another way: the same rendering
+            return _edge_query(query.base)
         if query.rendered is None:  # rendered once per query vector, however many stages use it
             if query.kind == "sparse":
                 indices, values = query.vector
@@ -150,10 +152,14 @@ def _edge_query(query: Any) -> Any:
 
 
 def _edge_params(query: Any) -> Any:
-    if not _plans.rescores_quantized(query):
+    kind = _plans.quantization_params(query)
+    if kind is None:
         return None
     e = _edge()
-    return e.SearchParams(quantization=e.QuantizationSearchParams(rescore=True))
+    quantization = {"rescore": lambda: e.QuantizationSearchParams(rescore=True),
+                    "approximate": lambda: e.QuantizationSearchParams(rescore=False),
+                    "ignore": lambda: e.QuantizationSearchParams(ignore=True)}[kind]()
+    return e.SearchParams(quantization=quantization)
 
 
 def _edge_prefetch(stage: _plans.Stage) -> Any:
@@ -175,6 +181,34 @@ def _restrict(ids: list[Any], flt: models.Filter | None) -> Any:
     if flt is not None:
         conditions.append(to_edge_filter(flt))
     return e.Filter(must=conditions)
+
+
+COLBERT_INDEX: str | None = "binary"
+"""The quantized copy of the ColBERT rows that new collections get (1 bit per dimension: 128 B per row at 1024
+dimensions): MaxSim estimated from it picks the few candidates scored exactly from the stored rows
+(``QueryPlan.shortlist``), at a fraction of the exact cost (docs/benchmarks.md)."""
+
+_ESTIMATE_SLOPES = {"binary": 1024 * 2 / np.pi}
+"""Quantized index -> how its MaxSim estimates scale with the exact ones, per dimension of the vector (a
+binary code's dot product is ``dim - 2 * hamming``, about ``2 / pi * dim`` times the cosine for the small
+cosines that decide which candidates make the shortlist; fitted slope: docs/benchmarks.md)."""
+
+
+def _colbert_index(e: Any) -> Any:
+    if COLBERT_INDEX is None:  # no index: every re-scored candidate is scored exactly (benchmarks compare)
+        return None
+    if COLBERT_INDEX == "binary":
+        return e.BinaryQuantizationConfig(memory=e.Memory.Cold)
+    raise ValueError(f"unknown ColBERT index {COLBERT_INDEX!r}")
+
+
+def colbert_estimate_slope(vector_config: dict[str, Any]) -> float | None:
+    """How the MaxSim estimates of a ColBERT vector's quantized index scale with the exact scores (``None``: the
+    vector has no quantized index this package knows: every candidate is scored exactly)."""
+    quantization = vector_config.get("quantization_config") or {}
+    if set(quantization) != {"binary"} or (quantization["binary"] or {}).get("encoding") not in (None, "one_bit"):
+        return None
+    return _ESTIMATE_SLOPES["binary"] * int(vector_config["size"]) / 1024
 
 
 def _edge_config(schema: QdrantSchema, dim: int, **options: Any) -> Any:
@@ -245,6 +279,7 @@ class QdrantEdgeStore:
         self._shards: dict[str, Any] = {}
         self._pending: dict[str, int] = {}
         self._wal: dict[str, bool] = {}
+        self._estimates: dict[tuple[str, str], float | None] = {}
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -330,6 +365,7 @@ class QdrantEdgeStore:
             shard = self._shards.pop(name, None)
             self._pending.pop(name, None)
             self._wal.pop(name, None)
+            self._estimates = {k: v for k, v in self._estimates.items() if k[0] != name}
             if shard is not None:
                 shard.close()
             directory = self._dir(name)
@@ -374,6 +410,20 @@ class QdrantEdgeStore:
             shard.flush()  # without a WAL, only flushed points survive a crash
         with self._lock:
             self._pending[name] = self._pending.get(name, 0) + len(points)
+
+    def colbert_estimates(self, name: str, vector: str) -> float | None:
+        """Whether the collection's ColBERT ``vector`` has a quantized index to pick the candidates it scores
+        exactly: the slope of its estimates over the exact scores, or ``None`` (read from the shard's config)."""
+        key = (name, vector)
+        if key not in self._estimates:
+            path = self._dir(name) / CONFIG_FILE
+            config = json.loads(path.read_text()) if path.is_file() else {}
+            vector_config = (config.get("vectors") or {}).get(vector)
+            slope = None if vector_config is None else colbert_estimate_slope(vector_config)
+            if not path.is_file():
+                return slope  # not cached: the collection may be created later
+            self._estimates[key] = slope
+        return self._estimates[key]
 
     def _has_wal(self, name: str) -> bool:
         wal = self._wal.get(name)

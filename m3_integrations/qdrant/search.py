@@ -85,7 +85,12 @@ class _Search:
                 "return_colbert": "colbert" in self.kinds}
 
     def request(self) -> _plans.Request:
-        return _plans.build_request(self.plan, self.output, self.schema, self.native, self.vectors)
+        # a store that keeps a quantized copy of the ColBERT rows (Qdrant Edge) scores the ColBERT candidates
+        # from it and only the shortlist exactly
+        estimates = getattr(self.backend, "colbert_estimates", None)
+        uses_colbert = self.plan.mode == "hybrid" and self.plan.fusion == "weighted" and self.plan.weights[2] > 0
+        approximate = estimates(self.name, self.schema.colbert) if estimates and uses_colbert else None
+        return _plans.build_request(self.plan, self.output, self.schema, self.native, self.vectors, approximate)
 
     def diagnose(self, exc: BaseException, exists: bool, info: Any) -> BaseException:
         """A clear error for a failed request (unknown collection, incompatible layout), else ``exc``."""
