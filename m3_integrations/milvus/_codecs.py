@@ -27,7 +27,9 @@ reference scale (the error is the rounding only: docs/benchmarks.md has the tabl
 
 Both are recorded with the main collection as the property ``m3_integrations.colbert`` (JSON); a
 collection without it was made before these settings existed: ``float16`` blobs (companion) or
-``float32`` (native), pool factor 1.
+``float32`` (native), pool factor 1. A collection made with ``with_colbert=False`` records
+``{"version": 1, "colbert": false}`` (no storage, no pool factor): versions that predate it refuse to open it
+instead of looking for ColBERT rows that were never written.
 """
 
 from __future__ import annotations
@@ -101,6 +103,18 @@ def for_new(layout: str, storage: str | None, pool_factor: int | None) -> Colber
         storage = storage or "float32"
         check_native(storage)
     return ColbertSettings(storage or DEFAULT_STORAGE, pool_factor or 1)
+
+
+NO_COLBERT_RECORD = json.dumps({"version": RECORD_VERSION, "colbert": False})
+
+
+def records_no_colbert(properties: Any) -> bool:
+    """Whether a collection's properties say it was made without ColBERT vectors (``with_colbert=False``)."""
+    raw = (properties or {}).get(RECORD_KEY)
+    try:
+        return raw is not None and json.loads(raw).get("colbert") is False
+    except (ValueError, AttributeError):
+        return False
 
 
 def parse_record(name: str, properties: Any, layout: str) -> tuple[ColbertSettings, list[str]]:

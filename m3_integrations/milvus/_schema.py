@@ -27,6 +27,13 @@ ColBERT, "native" layout (Milvus server >= 2.6.4): an Array-of-Structs field ``c
 
 The ColBERT storage settings (``colbert_storage``, ``colbert_pool_factor``) are recorded as the main
 collection's property ``m3_integrations.colbert`` and checked whenever it is opened (see ``_codecs``).
+
+Without ColBERT (``with_colbert=False`` at creation, layout ``"none"``): the main collection only, without
+``n_tokens`` and ``gen``; the property records ``"colbert": false``. Hybrid search is dense + sparse.
+
+Consistency level: the collections are created with ``consistency_level`` (default ``Strong``), which Milvus
+records itself (``describe_collection``). milvus-lite accepts every level and serves them all as ``Strong``
+(one process: every write is visible to the next read), and reports ``Strong``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._errors import CollectionNotFoundError, SchemaMismatchError  # noqa: F401 (re-exported)
-from ._codecs import RECORD_KEY, ColbertSettings, for_new, mismatches, parse_record
+from ._codecs import (
+    NO_COLBERT_RECORD,
+    RECORD_KEY,
+    ColbertSettings,
+    for_new,
+    mismatches,
+    parse_record,
+    records_no_colbert,
+)
 from ._driver import Program, call, probe
 
 PK, DOC_ID, TEXT, METADATA, DENSE, SPARSE, N_TOKENS, GEN = (
@@ -50,6 +65,8 @@ MAX_VARCHAR = 65535
 NATIVE_MAX_TOKENS = 4096  # Milvus' largest array capacity
 NATIVE_MIN_VERSION = (2, 6, 4)
 LAYOUTS = ("auto", "companion", "native")
+NO_COLBERT = "none"  # the layout of a collection made with with_colbert=False
+DEFAULT_CONSISTENCY = "Strong"
 
 
 
@@ -70,10 +87,15 @@ class CollectionInfo:
 
     name: str
     dim: int
-    layout: str  # "companion" | "native"
+    layout: str  # "companion" | "native" | "none" (no ColBERT vectors)
     colbert_name: str | None = None
     storage: str = "float16"  # ``_codecs.STORAGES``
     pool_factor: int = 1
+
+    @property
+    def has_colbert(self) -> bool:
+        """Whether the collection stores ColBERT vectors (``with_colbert=False`` at creation: no)."""
+        return self.layout != NO_COLBERT
 
 
 def colbert_collection(name: str) -> str:
@@ -144,7 +166,7 @@ def server_caps(client: Any) -> Program:
 
 
 # ------------------------------------------------------------------------------------------ schemas
-def _main_schema(dim: int, native: bool, lite: bool) -> tuple[Any, Any]:
+def _main_schema(dim: int, native: bool, lite: bool, colbert: bool = True) -> tuple[Any, Any]:
     from pymilvus import DataType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
@@ -155,8 +177,9 @@ def _main_schema(dim: int, native: bool, lite: bool) -> tuple[Any, Any]:
     schema.add_field(METADATA, DataType.JSON)
     schema.add_field(DENSE, DataType.FLOAT_VECTOR, dim=dim)
     schema.add_field(SPARSE, DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field(N_TOKENS, DataType.INT64)
-    schema.add_field(GEN, DataType.VARCHAR, max_length=32)
+    if colbert:
+        schema.add_field(N_TOKENS, DataType.INT64)
+        schema.add_field(GEN, DataType.VARCHAR, max_length=32)
     index = MilvusClient.prepare_index_params()
     # exact FLAT on milvus-lite (its only dense index in 2.5); the server picks its ANN index
     index.add_index(DENSE, index_type="FLAT" if lite else "AUTOINDEX", metric_type="IP")
@@ -186,9 +209,11 @@ def _colbert_schema() -> tuple[Any, Any]:
     return schema, index
 
 
-def _create_one(name: str, schema: Any, index: Any, properties: dict[str, str] | None = None) -> Program:
+def _create_one(name: str, schema: Any, index: Any, properties: dict[str, str] | None = None,
+                consistency: str | None = None) -> Program:
     extra = {"properties": properties} if properties else {}
-    yield call("create_collection", name, schema=schema, consistency_level="Strong", **extra)
+    yield call("create_collection", name, schema=schema, consistency_level=consistency or DEFAULT_CONSISTENCY,
+               **extra)
     # The collection is empty, so its indexes are built at once: do not wait for them. Waiting asks the
     # server for a timestamp (AllocTimestamp), which milvus-lite does not implement and logs as a traceback.
     # AsyncMilvusClient always waits; on milvus-lite that wait fails once the index exists. One call per
@@ -203,13 +228,18 @@ def _create_one(name: str, schema: Any, index: Any, properties: dict[str, str] |
 
 
 def create(client: Any, name: str, dim: int, layout: str = "auto", storage: str | None = None,
-           pool_factor: int | None = None) -> Program:
+           pool_factor: int | None = None, colbert: bool = True, consistency: str | None = None) -> Program:
     """Create the collection(s) for ``name``; returns the ``CollectionInfo``.
 
     ``storage`` / ``pool_factor``: validated ColBERT settings (``None``: the layout's default), recorded
-    with the main collection.
+    with the main collection. ``with_colbert=False``: no ColBERT vectors (the main collection only).
+    ``consistency``: the collections' consistency level (``None``: ``Strong``).
     """
     caps = yield from server_caps(client)
+    if not colbert:
+        schema, index = _main_schema(dim, False, caps.is_lite, colbert=False)
+        yield from _create_one(name, schema, index, {RECORD_KEY: NO_COLBERT_RECORD}, consistency)
+        return CollectionInfo(name=name, dim=dim, layout=NO_COLBERT)
     if layout not in LAYOUTS:
         raise ValueError(f"colbert_layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
     if layout == "native" and not caps.native_multivector:
@@ -222,13 +252,13 @@ def create(client: Any, name: str, dim: int, layout: str = "auto", storage: str 
     schema, index = _main_schema(dim, native, caps.is_lite)
     record = {RECORD_KEY: settings.record()}
     if native:
-        yield from _create_one(name, schema, index, record)
+        yield from _create_one(name, schema, index, record, consistency)
         return CollectionInfo(name=name, dim=dim, layout="native", storage=settings.storage,
                               pool_factor=settings.pool_factor)
     companion = colbert_collection(name)
     cschema, cindex = _colbert_schema()
-    yield from _create_one(companion, cschema, cindex)
-    yield from _create_one(name, schema, index, record)
+    yield from _create_one(companion, cschema, cindex, consistency=consistency)
+    yield from _create_one(name, schema, index, record, consistency)
     return CollectionInfo(name=name, dim=dim, layout="companion", colbert_name=companion,
                           storage=settings.storage, pool_factor=settings.pool_factor)
 
@@ -265,17 +295,36 @@ def _dim(field: dict) -> int | None:
     return None if dim is None else int(dim)
 
 
+def _recorded_consistency(desc: dict) -> str | None:
+    """The consistency level Milvus recorded for a collection (``None`` if it does not say)."""
+    level = desc.get("consistency_level_name")
+    if level:
+        return str(level)
+    level = desc.get("consistency_level")
+    try:
+        from pymilvus.client.types import ConsistencyLevel
+
+        return ConsistencyLevel.Name(int(level)) if level is not None else None
+    except (ImportError, ValueError, TypeError):
+        return None
+
+
 def describe(client: Any, name: str, dim: int | None = None, storage: str | None = None,
-             pool_factor: int | None = None) -> Program:
+             pool_factor: int | None = None, colbert: bool | None = None, consistency: str | None = None
+             ) -> Program:
     """Validate an existing collection; returns its ``CollectionInfo`` or raises ``SchemaMismatchError``.
 
     ``dim``: the encoder's dimension, when known (ingest); searches check the query's dimension.
     ``storage`` / ``pool_factor``: ColBERT settings a caller asked for (``None``: whatever is recorded);
-    a difference from the recorded ones raises ``SchemaMismatchError`` saying what differs.
+    a difference from the recorded ones raises ``SchemaMismatchError`` saying what differs. So do ``colbert``
+    (with or without ColBERT vectors) and ``consistency`` (the level Milvus recorded; milvus-lite records
+    none: it serves every level as ``Strong``).
     """
     desc = yield call("describe_collection", name)
     fields = _fields(desc)
-    problems = _check_fields(name, fields, _MAIN_TYPES)
+    no_colbert = records_no_colbert(desc.get("properties"))
+    expected = {k: v for k, v in _MAIN_TYPES.items() if k not in (N_TOKENS, GEN)} if no_colbert else _MAIN_TYPES
+    problems = _check_fields(name, fields, expected)
     pk = fields.get(PK)
     if pk is not None and not pk.get("is_primary"):
         problems.append(f"field {PK!r} is not the primary key")
@@ -284,7 +333,8 @@ def describe(client: Any, name: str, dim: int | None = None, storage: str | None
         problems.append(f"field {DENSE!r} has dimension {stored_dim}, the encoder gives {dim}")
     struct_names = {s.get("name") for s in desc.get("struct_fields", []) or []}
     native = COLBERT_STRUCT in struct_names or COLBERT_STRUCT in fields
-    settings, record_problems = parse_record(name, desc.get("properties"), "native" if native else "companion")
+    settings, record_problems = (ColbertSettings(), []) if no_colbert else \
+        parse_record(name, desc.get("properties"), "native" if native else "companion")
     problems += record_problems
     info: CollectionInfo | None = None
     if not problems:
@@ -296,7 +346,9 @@ def describe(client: Any, name: str, dim: int | None = None, storage: str | None
                                 "(BGE-M3 vectors are normalized; scores are inner products)")
         except Exception:  # engines that cannot describe indexes: skip this check
             pass
-    if not problems and native:
+    if not problems and no_colbert:
+        info = CollectionInfo(name=name, dim=stored_dim or 0, layout=NO_COLBERT)
+    elif not problems and native:
         info = CollectionInfo(name=name, dim=stored_dim or 0, layout="native", storage=settings.storage,
                               pool_factor=settings.pool_factor)
     elif not problems:
@@ -318,9 +370,28 @@ def describe(client: Any, name: str, dim: int | None = None, storage: str | None
             "or use another collection_name."
         )
     assert info is not None
-    differ = mismatches(name, ColbertSettings(info.storage, info.pool_factor), storage, pool_factor)
+    if colbert is not None and colbert != info.has_colbert:
+        raise SchemaMismatchError(
+            f"collection {name!r} " + ("stores no ColBERT vectors (it was made with with_colbert=False)" if colbert else
+                                      "stores ColBERT vectors") + f", with_colbert={colbert} was asked. Nothing was "
+            "changed. Leave with_colbert unset to use the collection as it is, pass recreate=True to rebuild it (this "
+            "deletes its data), or use another collection_name.")
+    if not info.has_colbert and (storage is not None or pool_factor is not None):
+        raise SchemaMismatchError(
+            f"collection {name!r} stores no ColBERT vectors (it was made with with_colbert=False), so "
+            "colbert_storage / colbert_pool_factor do not apply; leave them unset, or pass recreate=True to rebuild "
+            "it with ColBERT (this deletes its data)")
+    differ = mismatches(name, ColbertSettings(info.storage, info.pool_factor), storage, pool_factor) \
+        if info.has_colbert else None
     if differ:
         raise SchemaMismatchError(differ)
+    if consistency is not None and not (yield from server_caps(client)).is_lite:
+        recorded = _recorded_consistency(desc)
+        if recorded is not None and recorded != consistency:
+            raise SchemaMismatchError(
+                f"collection {name!r} was created with consistency_level={recorded!r}, {consistency!r} was asked. "
+                "Nothing was changed. Leave consistency_level unset to keep the collection's (each read can still "
+                "ask for another level), or pass recreate=True to rebuild it (this deletes its data).")
     return info
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from ._codecs import check_native, for_new, requested
 from ._colbert import MAX_QUERY_ROWS, companion_rows, doc_gen, generation, n_parts, native_value
 from ._driver import Program, call, check_async_client, check_sync_client, run_any, run_async, run_sync
 from ._filters import and_expr, in_list, to_expr
+from ._foreign_write import aupsert_foreign, upsert_foreign
 from ._reads import check_consistency, with_consistency
 from ._schema import (
     COLBERT_STRUCT,
@@ -38,6 +40,7 @@ from ._schema import (
     server_caps,
     state,
 )
+from .fields import MilvusFields
 
 EMPTY_SPARSE = {1: 1e-30}
 """Stored for a text with no lexical weights (Milvus rejects empty sparse vectors): token id 1 is
@@ -77,11 +80,13 @@ def _main_row(doc: Document, output: M3Output, i: int, info: CollectionInfo) -> 
     dense = np.asarray(output.dense[i], dtype=np.float32)
     if dense.shape != (info.dim,):
         raise ValueError(f"dense vector has dimension {dense.shape[-1]}; collection {info.name!r} stores {info.dim}")
-    colbert = np.asarray(output.colbert[i], dtype=np.float32)
     sparse = {int(t): float(w) for t, w in output.sparse[i].items() if w > 0 and math.isfinite(w)} or EMPTY_SPARSE
+    row = {PK: point_id(doc), DOC_ID: key, TEXT: doc.text, METADATA: doc.metadata, DENSE: dense, SPARSE: sparse}
+    if not info.has_colbert:
+        return row, ""
+    colbert = np.asarray(output.colbert[i], dtype=np.float32)
     gen = generation(doc.text, len(colbert))
-    row = {PK: point_id(doc), DOC_ID: key, TEXT: doc.text, METADATA: doc.metadata, DENSE: dense,
-           SPARSE: sparse, N_TOKENS: len(colbert), GEN: gen}
+    row[N_TOKENS], row[GEN] = len(colbert), gen
     if info.layout == "native":
         row[COLBERT_STRUCT] = native_value(colbert, key)
     return row, gen
@@ -124,15 +129,32 @@ def write_program(info: CollectionInfo, batch: list[Document], output: M3Output)
             yield call("delete", info.colbert_name, filter=in_list(PK, stale))
 
 
-def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: str,
-                    settings: tuple[str | None, int | None] = (None, None)) -> Program:
+@dataclass(frozen=True)
+class _Options:
+    """What a caller asked of the collection: used to create it, checked against an existing one (``None``:
+    whatever the collection has; for a new one the default)."""
+
+    layout: str = "auto"
+    storage: str | None = None
+    pool_factor: int | None = None
+    colbert: bool | None = None
+    consistency: str | None = None
+
+    def check(self) -> Any:
+        """``describe``'s keyword arguments."""
+        return {"storage": self.storage, "pool_factor": self.pool_factor, "colbert": self.colbert,
+                "consistency": self.consistency}
+
+
+def _ensure_program(client: Any, name: str, dim: int, recreate: bool, options: _Options) -> Program:
     if recreate:
         yield from drop(client, name)
     if (yield from exists(name)):
-        info = yield from describe(client, name, dim, *settings)
+        info = yield from describe(client, name, dim, **options.check())
     else:
         yield from drop(client, name)  # an orphan companion collection, if any
-        info = yield from create(client, name, dim, layout, *settings)
+        info = yield from create(client, name, dim, options.layout, options.storage, options.pool_factor,
+                                 options.colbert is not False, options.consistency)
     yield call("load_collection", name)
     if info.colbert_name:
         yield call("load_collection", info.colbert_name)
@@ -140,18 +162,25 @@ def _ensure_program(client: Any, name: str, dim: int, recreate: bool, layout: st
     return info
 
 
-def _validate_program(client: Any, name: str, dim: int, recreate: bool, layout: str,
-                      settings: tuple[str | None, int | None]) -> Program:
+def _validate_program(client: Any, name: str, dim: int, recreate: bool, options: _Options) -> Program:
     """Fail early (before encoding anything) when an existing collection is incompatible or a setting
-    cannot be stored; returns the ColBERT pool factor the documents get (the collection's, if it exists)."""
+    cannot be stored; returns the ColBERT pool factor the documents get (the collection's, if it exists;
+    ``0``: the collection stores no ColBERT vectors)."""
     if not recreate and (yield from exists(name)):
-        return (yield from describe(client, name, dim, *settings)).pool_factor
+        info = yield from describe(client, name, dim, **options.check())
+        return info.pool_factor if info.has_colbert else 0
+    if options.colbert is False:
+        return 0
+    layout = options.layout
     native = layout == "native" or (layout == "auto" and (yield from server_caps(client)).native_multivector)
-    return for_new("native" if native else "companion", *settings).pool_factor
+    return for_new("native" if native else "companion", options.storage, options.pool_factor).pool_factor
 
 
 def _pooled_encode(encoder: Any, pool_factor: int) -> Any:
-    """``encoder.encode_documents``, with the documents' ColBERT rows pooled when ``pool_factor > 1``."""
+    """``encoder.encode_documents``, with the documents' ColBERT rows pooled when ``pool_factor > 1``
+    (``0``: the collection stores no ColBERT vectors, so none are computed)."""
+    if pool_factor == 0:
+        return lambda texts: encoder.encode_documents(texts, return_colbert=False)
     if pool_factor == 1:
         return encoder.encode_documents
     from ..encoder.pooling import pool_output
@@ -173,19 +202,44 @@ def _check_settings(colbert_layout: str, colbert_storage: Any, colbert_pool_fact
     return settings
 
 
+def _check_options(colbert_layout: str, colbert_storage: Any, colbert_pool_factor: Any, colbert: Any,
+                   consistency_level: Any) -> _Options:
+    """Validate the creation options before anything is encoded or touched (``colbert``: ``with_colbert``)."""
+    storage, pool_factor = _check_settings(colbert_layout, colbert_storage, colbert_pool_factor)
+    if colbert not in (None, True, False):
+        raise TypeError(f"with_colbert must be True, False or None (the collection's), got {colbert!r}")
+    if colbert is False:
+        given = [f"{k}={v!r}" for k, v in (("colbert_layout", colbert_layout), ("colbert_storage", colbert_storage),
+                                            ("colbert_pool_factor", colbert_pool_factor))
+                 if v is not None and not (k == "colbert_layout" and v == "auto")]
+        if given:
+            raise ValueError(f"with_colbert=False stores no ColBERT vectors, so {', '.join(given)} cannot apply; "
+                             "leave them unset")
+    return _Options(colbert_layout, storage, pool_factor, colbert, check_consistency(consistency_level))
+
+
+def _refuse_creation_options(recreate: bool, options: _Options, colbert_layout: str) -> None:
+    """``fields=`` writes into a collection made elsewhere: options that create or rebuild one do not apply."""
+    given = [f"{k}={v!r}" for k, v in (("recreate", recreate), ("colbert_layout", colbert_layout),
+                                        ("colbert_storage", options.storage),
+                                        ("colbert_pool_factor", options.pool_factor), ("with_colbert", options.colbert),
+                                        ("consistency_level", options.consistency))
+             if v not in (None, "auto") and not (k == "recreate" and v is False)]
+    if given:
+        raise ValueError(f"fields= writes into an existing collection made elsewhere (dense + sparse, no ColBERT), "
+                         f"which this package never creates, drops or changes; {', '.join(given)} cannot apply")
+
+
 class _Writer:
     """Creates / recreates the collection on the first batch (never before the input is known non-empty)."""
 
-    def __init__(self, client: Any, name: str, dim: int, recreate: bool, layout: str,
-                 settings: tuple[str | None, int | None] = (None, None)) -> None:
-        self.client, self.name, self.dim, self.recreate, self.layout = client, name, dim, recreate, layout
-        self.settings = settings
+    def __init__(self, client: Any, name: str, dim: int, recreate: bool, options: _Options) -> None:
+        self.client, self.name, self.dim, self.recreate, self.options = client, name, dim, recreate, options
         self.info: CollectionInfo | None = None
 
     def program(self, batch: list[Document], output: M3Output) -> Program:
         if self.info is None:
-            self.info = yield from _ensure_program(self.client, self.name, self.dim, self.recreate, self.layout,
-                                                   self.settings)
+            self.info = yield from _ensure_program(self.client, self.name, self.dim, self.recreate, self.options)
         yield from write_program(self.info, batch, output)
 
     def unchanged(self, batch: list[Document]) -> Program:
@@ -194,8 +248,7 @@ class _Writer:
         if self.info is None:
             if not (yield from exists(self.name)):
                 return set()
-            self.info = yield from _ensure_program(self.client, self.name, self.dim, False, self.layout,
-                                                   self.settings)
+            self.info = yield from _ensure_program(self.client, self.name, self.dim, False, self.options)
         pks = [point_id(doc) for doc in batch]
         found = yield call("query", self.name, filter=in_list(PK, pks), output_fields=[PK, DOC_ID, TEXT, METADATA],
                            limit=len(pks))
@@ -229,17 +282,21 @@ class EncodedWriter:
     """
 
     def __init__(self, client: Any, collection_name: str = "docs", dim: int = 1024, *, colbert_layout: str = "auto",
-                 colbert_storage: str | None = None, colbert_pool_factor: int | None = None) -> None:
+                 colbert_storage: str | None = None, colbert_pool_factor: int | None = None,
+                 with_colbert: bool | None = None, consistency_level: str | None = None) -> None:
         check_sync_client(client, "EncodedWriter")
         self.client = client
-        self.settings = _check_settings(colbert_layout, colbert_storage, colbert_pool_factor)
-        self._writer = _Writer(client, _check_name(collection_name), dim, False, colbert_layout, self.settings)
+        self.options = _check_options(colbert_layout, colbert_storage, colbert_pool_factor, with_colbert,
+                                      consistency_level)
+        self.settings = (self.options.storage, self.options.pool_factor)
+        self._writer = _Writer(client, _check_name(collection_name), dim, False, self.options)
         self.transient = _transient()
 
     def prepare(self, *, recreate: bool = False) -> int:
-        """Check (or create, or with ``recreate`` replace) the collection; returns its ColBERT pool factor."""
+        """Check (or create, or with ``recreate`` replace) the collection; returns its ColBERT pool factor
+        (1 for a collection without ColBERT vectors: the rows the encoder gives are not stored)."""
         w = self._writer
-        w.info = run_sync(self.client, _ensure_program(self.client, w.name, w.dim, recreate, w.layout, self.settings))
+        w.info = run_sync(self.client, _ensure_program(self.client, w.name, w.dim, recreate, self.options))
         return w.info.pool_factor
 
     def unchanged(self, batch: list[Document]) -> set[str]:
@@ -270,6 +327,9 @@ def upsert_documents(
     colbert_layout: str = "auto",
     colbert_storage: str | None = None,
     colbert_pool_factor: int | None = None,
+    with_colbert: bool | None = None,
+    consistency_level: str | None = None,
+    fields: MilvusFields | None = None,
 ) -> list[str]:
     """Encode documents with BGE-M3 and upsert dense, sparse and ColBERT vectors into Milvus.
 
@@ -296,6 +356,18 @@ def upsert_documents(
             with the collection; queries need no flag. ``None``: the collection's setting.
             Both settings are recorded when the collection is created; asking an existing collection
             for other ones raises ``SchemaMismatchError`` (stored rows are never re-interpreted).
+        with_colbert: ``False`` creates a collection without ColBERT vectors (dense + sparse only: smaller, faster
+            ingest; the encoder computes no ColBERT rows; hybrid search fuses dense + sparse and
+            ``mode="colbert"`` is refused). Recorded with the collection. ``None`` (default): the existing
+            collection's choice, ColBERT for a new one. Asking an existing collection for the other raises
+            ``SchemaMismatchError``.
+        consistency_level: the consistency level the collection is created with: ``Strong`` (default),
+            ``Bounded``, ``Session`` or ``Eventually``; Milvus records it and uses it for reads that do not
+            ask for one. On a server, asking an existing collection for another level raises
+            ``SchemaMismatchError`` (milvus-lite serves every level as ``Strong`` and records none).
+        fields: write into a collection this package did not create, in its layout (``MilvusFields``: dense +
+            sparse, no ColBERT); see ``m3_integrations.milvus.fields`` for the checks and how a repeated
+            ingest is kept from duplicating rows. The creation options above do not apply.
 
     Returns:
         Each input document's key (the user's id, or the id derived from the text), in input order, one
@@ -306,12 +378,17 @@ def upsert_documents(
     check_sync_client(client, "upsert_documents")
     encoder = _require_encoder(encoder)
     name = _check_name(collection_name)
+    options = _check_options(colbert_layout, colbert_storage, colbert_pool_factor, with_colbert,
+                             consistency_level)
+    if fields is not None:
+        _refuse_creation_options(recreate, options, colbert_layout)
+        return upsert_foreign(client, docs, name, encoder, fields, batch_size=batch_size,
+                              show_progress=show_progress, skip_unchanged=skip_unchanged, transient=_transient())
     docs = nonempty_documents(docs)
     if docs is None:
         return []  # an empty batch is a no-op: nothing is created, recreated or written
-    settings = _check_settings(colbert_layout, colbert_storage, colbert_pool_factor)
-    pool_factor = run_sync(client, _validate_program(client, name, encoder.dim, recreate, colbert_layout, settings))
-    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout, settings)
+    pool_factor = run_sync(client, _validate_program(client, name, encoder.dim, recreate, options))
+    writer = _Writer(client, name, encoder.dim, recreate, options)
     try:
         return run_ingest(
             docs, _pooled_encode(encoder, pool_factor), lambda batch, out: run_sync(client, writer.program(batch, out)),
@@ -336,21 +413,29 @@ async def aupsert_documents(
     colbert_layout: str = "auto",
     colbert_storage: str | None = None,
     colbert_pool_factor: int | None = None,
+    with_colbert: bool | None = None,
+    consistency_level: str | None = None,
+    fields: MilvusFields | None = None,
 ) -> list[str]:
-    """``upsert_documents`` over a ``pymilvus.AsyncMilvusClient`` (a ``MilvusClient`` works too).
+    """``upsert_documents`` over a ``pymilvus.AsyncMilvusClient`` (a ``MilvusClient`` works too), ``fields=`` too.
 
     Encoding runs in a worker thread; each write is awaited on this event loop.
     """
     check_async_client(client, "aupsert_documents")
     encoder = _require_encoder(encoder)
     name = _check_name(collection_name)
+    options = _check_options(colbert_layout, colbert_storage, colbert_pool_factor, with_colbert,
+                             consistency_level)
+    if fields is not None:
+        _refuse_creation_options(recreate, options, colbert_layout)
+        return await aupsert_foreign(client, docs, name, encoder, fields, batch_size=batch_size,
+                                     show_progress=show_progress, skip_unchanged=skip_unchanged,
+                                     transient=_transient())
     docs = nonempty_documents(docs)
     if docs is None:
         return []
-    settings = _check_settings(colbert_layout, colbert_storage, colbert_pool_factor)
-    pool_factor = await run_async(client, _validate_program(client, name, encoder.dim, recreate, colbert_layout,
-                                                            settings))
-    writer = _Writer(client, name, encoder.dim, recreate, colbert_layout, settings)
+    pool_factor = await run_async(client, _validate_program(client, name, encoder.dim, recreate, options))
+    writer = _Writer(client, name, encoder.dim, recreate, options)
     loop = asyncio.get_running_loop()
 
     def write(batch: list[Document], output: M3Output) -> None:

@@ -14,6 +14,30 @@ passing ``fields=MilvusFields(dense="dense_vector", sparse="sparse_vector")`` to
 Hits: ``Hit.id`` is the ``id`` field (default: the primary key), ``Hit.text`` the ``text`` field, and
 ``Hit.metadata`` the ``metadata`` JSON field if named, else every other scalar field. A neutral filter's keys are
 those metadata keys (JSON keys, or scalar field names).
+
+Writing: ``upsert_documents(client, docs, name, encoder, fields=...)`` (and ``aupsert_documents``) writes dense +
+sparse rows (the encoder computes no ColBERT) into the collection's fields. Before anything is encoded or written the
+collection is checked: the named fields exist with their types, the dense field has the encoder's dimension and an
+IP / COSINE index, the sparse one an IP index, no other vector or required field is left that the package cannot
+fill; each text must fit the text field's ``max_length`` (counted in UTF-8 bytes, the stricter of Milvus' counts),
+each id the key / id field's, each metadata value its field. An error names what differs and what to do; nothing of
+the batch is written. Metadata goes to the ``metadata`` JSON field, else each key to the scalar field of that name
+(or the dynamic field, if the collection has one). The package never creates, drops or alters such a collection.
+
+A repeated ingest never adds a row twice. How a stored document is recognised depends on the primary key:
+
+- set by the writer (``auto_id=False``): it is the document's key for a VARCHAR key (what ``upsert_documents``
+  returns, so ``Hit.id`` is that key), 63 bits of the package's deterministic UUID for an INT64 key; Milvus'
+  upsert replaces the row.
+- ``auto_id=True`` with an ``id`` field: the document's key is written there; a changed document gets its new row,
+  then its previous rows are deleted (an interrupted write leaves an extra row, which a re-run removes).
+- ``auto_id=True`` without an ``id`` field (the tutorial's layout): the text is the only identity such a row has, so
+  a document whose text is already stored is not written again (exact-match look-ups of the batch's texts, in
+  chunks, with ``Strong`` reads because such collections often default to ``Bounded``); the same text twice in one
+  batch is written once. A stored row is never rewritten: new metadata for a stored text is not applied, and a
+  warning says so. Refusing auto-id collections would leave the most common layout unwritable; replacing rows by
+  text would delete rows the package cannot tell from the user's own. Name an ``id`` field to get replacement.
+  Milvus has no unique constraint: two writers ingesting the same new text at the same moment can both insert it.
 """
 
 from __future__ import annotations

@@ -25,12 +25,12 @@ How each request runs (P = ``prefetch_limit``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .._fusion import dbsf_normalize
+from .._fusion import dbsf_normalize, refuse_colbert
 from .._query import MILVUS_MAX_LIMIT, Hit, QueryPlan, first_phase_weights, make_plan
 from ..encoder.scoring import DEFAULT_WEIGHTS
 from ..encoder.types import M3Output
@@ -50,6 +50,7 @@ from ._schema import (
     CollectionInfo,
     filter_expr,
     open_collection,
+    state,
 )
 from .fields import MilvusFields, foreign_search_program
 
@@ -147,13 +148,21 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
     from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
     info = yield from open_collection(client, name)
+    base_fields = _BASE_FIELDS
+    if not info.has_colbert:  # made with with_colbert=False: dense + sparse; the ColBERT weight is dropped
+        refuse_colbert(plan, name)
+        if plan.fusion == "weighted" and plan.weights[0] + plan.weights[1] <= 0:
+            raise ValueError(f"weights {plan.weights} give dense and sparse no weight, and collection {name!r} has "
+                             "no ColBERT vectors (it was made with with_colbert=False)")
+        plan = replace(plan, weights=(plan.weights[0], plan.weights[1], 0.0))
+        base_fields = [f for f in _BASE_FIELDS if f not in (N_TOKENS, GEN)]
     expr = yield from filter_expr(client, query_filter)
     qd = None if q.dense is None else np.asarray(q.dense[0], dtype=np.float32)
     if qd is not None and qd.shape != (info.dim,):
         raise ValueError(f"the query's dense vector has dimension {qd.shape[-1]}; collection {name!r} stores "
                          f"{info.dim}. Use the encoder the collection was built with")
     qs = None if q.sparse is None else {int(t): float(w) for t, w in q.sparse[0].items() if w > 0}
-    qc = None if q.colbert is None else np.asarray(q.colbert[0], dtype=np.float32)
+    qc = None if q.colbert is None or not info.has_colbert else np.asarray(q.colbert[0], dtype=np.float32)
     if qc is not None and len(qc) == 0:
         raise ValueError("the query's ColBERT vectors are empty")
 
@@ -162,7 +171,7 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
             return []  # no lexical weight in the query: nothing can match
         data = [qd] if plan.mode == "dense" else [qs]
         res = yield call("search", name, data=data, anns_field=DENSE if plan.mode == "dense" else SPARSE,
-                         limit=plan.limit, filter=expr, output_fields=_BASE_FIELDS, search_params=_IP)
+                         limit=plan.limit, filter=expr, output_fields=base_fields, search_params=_IP)
         return [_hit(_entity(h), h["distance"], {plan.mode: h["distance"]}) for h in res[0]]
 
     P = plan.prefetch_limit
@@ -176,7 +185,7 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
         searches = [("dense", DENSE, qd)] + ([("sparse", SPARSE, qs)] if qs else [])
         for mode, anns, data in searches:
             res = yield call("search", name, data=[data], anns_field=anns, limit=P, filter=expr,
-                             output_fields=_BASE_FIELDS, search_params=_IP)
+                             output_fields=base_fields, search_params=_IP)
             lists[mode] = []
             for h in res[0]:
                 ent = _entity(h)
@@ -184,7 +193,7 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
                 cand.scores[mode] = float(h["distance"])
                 lists[mode].append(ent[PK])
     else:
-        fields = _BASE_FIELDS
+        fields = base_fields
         reqs = [AnnSearchRequest([qd], DENSE, _IP, limit=P, expr=expr or None)]
         if qs:
             reqs.append(AnnSearchRequest([qs], SPARSE, _IP, limit=P, expr=expr or None))
@@ -230,10 +239,12 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
             s = cand.scores
             cand.fused = (w_d * s["dense"] + w_s * s["sparse"] + w_c * s.get("colbert", 0.0)) / (w_d + w_s + w_c)
     elif plan.fusion == "rrf" and not by_lists:  # Milvus fused dense + sparse with equal weights w_d == w_s
-        for cand, rank in zip(ordered, _ranks([c.scores["colbert"] for c in ordered]), strict=True):
+        ranks = _ranks([c.scores["colbert"] for c in ordered]) if w_c > 0 else [0] * len(ordered)
+        for cand, rank in zip(ordered, ranks, strict=True):
             cand.fused = w_d * cand.fused + (w_c / (plan.rrf_k + int(rank)) if w_c > 0 else 0.0)
     else:  # rrf with unequal weights, dbsf: fuse the lists whose weight is not zero
-        lists["colbert"] = [c.entity[PK] for c in sorted(ordered, key=lambda c: -c.scores["colbert"])]
+        if qc is not None:
+            lists["colbert"] = [c.entity[PK] for c in sorted(ordered, key=lambda c: -c.scores["colbert"])]
         weight = {"dense": w_d, "sparse": w_s, "colbert": w_c}
         for mode, pks in lists.items():
             if weight[mode] == 0:
@@ -255,6 +266,12 @@ def _program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_filter:
     if not isinstance(fields, MilvusFields):
         raise TypeError(f"fields must be a MilvusFields, got {type(fields).__name__}")
     return foreign_search_program(client, name, plan, q, query_filter, fields)
+
+
+def _known_without_colbert(client: Any, name: str) -> bool:
+    """Whether this client already opened ``name`` and found it made without ColBERT (its query needs none)."""
+    info = state(client).ready.get(name)
+    return isinstance(info, CollectionInfo) and not info.has_colbert
 
 
 def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
@@ -316,8 +333,8 @@ def hybrid_search(
     check_consistency(consistency_level)
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
-    if fields is not None:
-        want = (want[0], want[1], False)  # a collection of another making has no ColBERT vectors
+    if fields is not None or _known_without_colbert(client, collection_name):
+        want = (want[0], want[1], False)  # no ColBERT vectors to compare the query's with
     if q is None:
         q = encoder.encode_queries([query], **_encode_kwargs(want))
     return run_sync(client, with_consistency(_program(client, collection_name, plan, q, expr, fields),
@@ -347,7 +364,7 @@ async def ahybrid_search(
     check_consistency(consistency_level)
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
                                    query_filter, rrf_k, query_output, rescore_limit)
-    if fields is not None:
+    if fields is not None or _known_without_colbert(client, collection_name):
         want = (want[0], want[1], False)
     if q is None:
         q = await encoder.aencode_queries([query], **_encode_kwargs(want))
