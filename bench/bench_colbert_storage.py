@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_qdrant import SyntheticEncoder, synthetic_doc, synthetic_query  # noqa: E402
 
-from m3_integrations.qdrant import QdrantEdgeStore, QdrantSchema, hybrid_search, upsert_documents  # noqa: E402
+from m3_integrations import _query  # noqa: E402
+from m3_integrations.qdrant import QdrantEdgeStore, QdrantSchema, edge, hybrid_search, upsert_documents  # noqa: E402
 
 
 def du_bytes(path: Path) -> int:
@@ -87,7 +88,8 @@ def exact_colbert(q, doc_index: int, args) -> float:
     return float((q.colbert[0] @ colbert.T).max(axis=1).mean())
 
 
-def one(storage: str, pool: int, args) -> dict:
+def one(storage: str, pool: int, index: str, args) -> dict:
+    edge.COLBERT_INDEX = None if index == "none" else index
     workdir = Path(tempfile.mkdtemp(prefix="bench_colbert_", dir=args.workdir))
     memory = MemorySampler()
     store = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)
@@ -102,25 +104,45 @@ def one(storage: str, pool: int, args) -> dict:
     disk = du_bytes(workdir / "m3")
     store = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)
     rows_written = args.docs * (args.doc_tokens if pool == 1 else max(args.doc_tokens // pool, 1))
-    result = {"storage": storage, "pool_factor": pool, "docs": args.docs, "doc_tokens": args.doc_tokens,
-              "query_tokens": args.query_tokens, "ingest_s": round(ingest_s, 1),
+    result = {"storage": storage, "pool_factor": pool, "colbert_index": index, "docs": args.docs,
+              "doc_tokens": args.doc_tokens, "query_tokens": args.query_tokens, "ingest_s": round(ingest_s, 1),
               "colbert_rows_per_s": round(rows_written / ingest_s), "disk_mib": round(disk / 2**20, 1),
               "bytes_per_token": round(disk / (args.docs * args.doc_tokens), 1)}
     queries = [synthetic_query(args.docs, s, args.query_tokens, args.doc_tokens, args.nnz)
                for s in range(args.queries)]
+    indexed = store.colbert_estimates("bench", schema.colbert) is not None
     kinds = {"hybrid_weighted": {}, "hybrid_weighted_all": {"rescore_limit": "all"},
              "colbert_rerank": {"mode": "colbert"},
              **{f"hybrid_weighted_rescore{k}": {"rescore_limit": k} for k in args.rescore_limits}}
+    if indexed:  # the previous default on the same store (every one of the best 50 scored exactly), and margins
+        kinds["hybrid_weighted_best50_exact"] = {"_no_index": True}
+        kinds.update({f"hybrid_weighted_margin{m}": {"_margin": m} for m in args.margins})
+
+    def run(q, kw):
+        kw = dict(kw)
+        no_index, margin = kw.pop("_no_index", False), kw.pop("_margin", None)
+        if no_index:
+            store.colbert_estimates = lambda *a: None  # the instance attribute hides the method
+        if margin is not None:
+            _query.SHORTLIST_MARGIN, saved = margin, _query.SHORTLIST_MARGIN
+        try:
+            return hybrid_search(store, "", "bench", None, limit=10, query_output=q, schema=schema, **kw)
+        finally:
+            if no_index:
+                del store.colbert_estimates
+            if margin is not None:
+                _query.SHORTLIST_MARGIN = saved
+
     for kw in kinds.values():  # one untimed pass maps the pages the kind reads
         for q in queries[: min(20, len(queries))]:
-            hybrid_search(store, "", "bench", None, limit=10, query_output=q, schema=schema, **kw)
+            run(q, kw)
     times: dict[str, list[float]] = {k: [] for k in kinds}
     top10: dict[str, list[list[str]]] = {k: [] for k in kinds}
     colbert: list[tuple[int, str, float]] = []
     for n, q in enumerate(queries):  # the kinds take turns query by query: load drift weighs on all alike
         for label, kw in kinds.items():
             t = time.perf_counter()
-            hits = hybrid_search(store, "", "bench", None, limit=10, query_output=q, schema=schema, **kw)
+            hits = run(q, kw)
             times[label].append(time.perf_counter() - t)
             top10[label].append([h.id for h in hits])
             if label == "hybrid_weighted_all":
@@ -131,6 +153,11 @@ def one(storage: str, pool: int, args) -> dict:
     errors = [abs(score - exact_colbert(queries[n], int(doc), args)) for n, doc, score in colbert]
     result.update(colbert_abs_error_mean=round(float(np.mean(errors)), 5),
                   colbert_abs_error_max=round(float(np.max(errors)), 5))
+    for label in kinds:  # what the shortlist / rescore_limit cost on this store: overlap with its own "all" run
+        if label.startswith("hybrid_weighted") and label != "hybrid_weighted_all":
+            overlap = [len(set(a) & set(b)) / 10 for a, b in zip(top10[label], top10["hybrid_weighted_all"],
+                                                                 strict=True)]
+            result[f"{label}_top10_vs_all_same_store"] = round(float(np.mean(overlap)), 3)
     if args.baseline:  # top-10 overlap with exact float32 unpooled MaxSim over all candidates
         exact = json.loads(Path(args.baseline).read_text())
         for label in kinds:
@@ -153,35 +180,46 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--prefetch", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--rescore-limits", type=int, nargs="*", default=[20], help="besides the default (50) and 'all'")
+    ap.add_argument("--rescore-limits", type=int, nargs="*", default=[],
+                    help="besides the default (50) and 'all' (with an index: the candidates ColBERT is estimated for)")
     ap.add_argument("--storages", nargs="+", default=["float32", "float16", "8bit", "4bit"])
     ap.add_argument("--pool-factors", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--indexes", nargs="+", default=["binary"],
+                    help="quantized ColBERT index of the collection ('none': the layout before it)")
+    ap.add_argument("--margins", type=int, nargs="*", default=[],
+                    help="also time shortlists of limit + these margins (collections with an index)")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--no-reference", action="store_true",
+                    help="skip the exact float32 run (no top-10 overlap: latency, disk and memory only)")
     ap.add_argument("--json", default=None, help="append each result as a JSON line to this file")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # "storage,pool": run in this process
     ap.add_argument("--baseline", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--write-baseline", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        storage, pool = args.one.split(",")
-        print(json.dumps(one(storage, int(pool), args)), flush=True)
+        storage, pool, index = args.one.split(",")
+        print(json.dumps(one(storage, int(pool), index, args)), flush=True)
         return
     print(f"# {args.docs} chunks x {args.doc_tokens} ColBERT rows, queries of {args.query_tokens} rows, "
           f"{args.queries} queries; one process per setting", flush=True)
     baseline = Path(tempfile.mkdtemp()) / "exact_top10.json"
-    settings = [("float32", 1)] + [(s, p) for s in args.storages for p in args.pool_factors if (s, p) != ("float32", 1)]
-    for n, (storage, pool) in enumerate(settings):
-        cmd = [sys.executable, __file__, "--one", f"{storage},{pool}"]
+    settings = [("float32", 1, "none")] + [(s, p, i) for s in args.storages for p in args.pool_factors
+                                           for i in args.indexes if (s, p, i) != ("float32", 1, "none")]
+    if args.no_reference:
+        settings = settings[1:]
+    for n, (storage, pool, index) in enumerate(settings):
+        cmd = [sys.executable, __file__, "--one", f"{storage},{pool},{index}"]
         for flag in ("docs", "doc_tokens", "query_tokens", "nnz", "queries", "prefetch", "batch_size"):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        cmd += ["--rescore-limits", *map(str, args.rescore_limits)]
-        cmd += ["--write-baseline" if n == 0 else "--baseline", str(baseline)]
+        cmd += ["--rescore-limits", *map(str, args.rescore_limits), "--margins", *map(str, args.margins)]
+        if not args.no_reference:
+            cmd += ["--write-baseline" if n == 0 else "--baseline", str(baseline)]
         if args.workdir:
             cmd += ["--workdir", args.workdir]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{storage} pool {pool}: failed\n{done.stderr[-2000:]}", flush=True)
-            if n == 0:
+            if n == 0 and not args.no_reference:
                 return
             continue
         line = done.stdout.strip().splitlines()[-1]

@@ -8,7 +8,8 @@ exact float32, unpooled scores computed here:
 
 - mean / max absolute error of the ColBERT score of every returned hit (reference scale: MaxSim / query length);
 - top-10 overlap of the default weighted hybrid (0.4 dense + 0.2 sparse + 0.4 ColBERT) with the exact
-  weighted ranking of the whole corpus.
+  weighted ranking of the whole corpus, the same for ``rescore_limit="all"`` (every candidate scored exactly),
+  and the overlap of the two (what the default's shortlist costs on the same store).
 
     python bench/colbert_fidelity.py --model BAAI/bge-m3 --texts passages.txt --queries queries.txt
     python bench/colbert_fidelity.py --random-model 4 --texts stdlib      # no weights: random full-width model
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from m3_integrations import M3Encoder, M3Output, weighted_score  # noqa: E402
 from m3_integrations.encoder.pooling import pooled_length  # noqa: E402
-from m3_integrations.qdrant import QdrantEdgeStore, QdrantSchema, hybrid_search, upsert_documents  # noqa: E402
+from m3_integrations.qdrant import QdrantEdgeStore, QdrantSchema, edge, hybrid_search, upsert_documents  # noqa: E402
 
 
 def stdlib_passages(limit: int, words: int = 220) -> list[str]:
@@ -99,6 +100,8 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=512, help="passage truncation (tokens)")
     ap.add_argument("--storages", nargs="+", default=["float32", "float16", "8bit", "4bit"])
     ap.add_argument("--pool-factors", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--indexes", nargs="+", default=["binary"],
+                    help="quantized ColBERT index of the collection ('none': every kept candidate scored exactly)")
     ap.add_argument("--device", default=None)
     ap.add_argument("--json", default=None, help="write the table as JSON to this file")
     args = ap.parse_args()
@@ -131,28 +134,37 @@ def main() -> None:
         truth.append(set(sorted(scores, key=lambda i: -scores[i])[:10]))
 
     table = []
-    print(f"{'storage':>8} {'pool':>4} {'rows':>7} {'colbert err mean':>16} {'max':>7} {'top-10 overlap':>14}")
-    for storage in args.storages:
-        for pool in args.pool_factors:
-            with tempfile.TemporaryDirectory() as tmp:
-                store = QdrantEdgeStore(Path(tmp) / "s")
-                schema = QdrantSchema(colbert_storage=storage, colbert_pool_factor=pool)
-                upsert_documents(store, [{"id": str(i), "text": str(i)} for i in range(len(passages))], "f",
-                                 Precomputed(docs), schema=schema, show_progress=False)
-                errors, overlap = [], []
-                for q, best in zip(qs, truth, strict=True):
-                    hits = hybrid_search(store, "", "f", None, limit=10, query_output=q, prefetch_limit=100)
-                    errors += [abs(h.scores["colbert"] - exact(q, docs, int(h.id))["colbert"]) for h in hits]
-                    overlap.append(len(best & {int(h.id) for h in hits}) / 10)
-                store.close()
-            kept = sum(pooled_length(len(c), pool) for c in docs.colbert)
-            row = {"storage": storage, "pool_factor": pool, "rows": kept,
-                   "colbert_abs_error_mean": round(float(np.mean(errors)), 5),
-                   "colbert_abs_error_max": round(float(np.max(errors)), 5),
-                   "top10_overlap": round(float(np.mean(overlap)), 3)}
-            table.append(row)
-            print(f"{storage:>8} {pool:>4} {kept:>7} {row['colbert_abs_error_mean']:>16.5f} "
-                  f"{row['colbert_abs_error_max']:>7.4f} {row['top10_overlap']:>14.3f}", flush=True)
+    print(f"{'storage':>8} {'pool':>4} {'index':>6} {'rows':>7} {'colbert err mean':>16} {'max':>7} "
+          f"{'top-10 overlap':>14} {'every candidate':>15} {'default vs every':>16}")
+    for storage, pool, index in [(s, p, i) for s in args.storages for p in args.pool_factors for i in args.indexes]:
+        edge.COLBERT_INDEX = None if index == "none" else index
+        with tempfile.TemporaryDirectory() as tmp:
+            store = QdrantEdgeStore(Path(tmp) / "s")
+            schema = QdrantSchema(colbert_storage=storage, colbert_pool_factor=pool)
+            upsert_documents(store, [{"id": str(i), "text": str(i)} for i in range(len(passages))], "f",
+                             Precomputed(docs), schema=schema, show_progress=False)
+            errors, overlap, overlap_all, vs_all = [], [], [], []
+            for q, best in zip(qs, truth, strict=True):
+                hits = hybrid_search(store, "", "f", None, limit=10, query_output=q, prefetch_limit=100)
+                every = hybrid_search(store, "", "f", None, limit=10, query_output=q, prefetch_limit=100,
+                                      rescore_limit="all")
+                errors += [abs(h.scores["colbert"] - exact(q, docs, int(h.id))["colbert"]) for h in hits]
+                overlap.append(len(best & {int(h.id) for h in hits}) / 10)
+                overlap_all.append(len(best & {int(h.id) for h in every}) / 10)
+                vs_all.append(len({h.id for h in hits} & {h.id for h in every}) / 10)
+            store.close()
+        kept = sum(pooled_length(len(c), pool) for c in docs.colbert)
+        row = {"storage": storage, "pool_factor": pool, "colbert_index": index, "rows": kept,
+               "colbert_abs_error_mean": round(float(np.mean(errors)), 5),
+               "colbert_abs_error_max": round(float(np.max(errors)), 5),
+               "top10_overlap": round(float(np.mean(overlap)), 3),
+               "top10_overlap_every_candidate": round(float(np.mean(overlap_all)), 3),
+               "top10_default_vs_every_candidate": round(float(np.mean(vs_all)), 3)}
+        table.append(row)
+        print(f"{storage:>8} {pool:>4} {index:>6} {kept:>7} {row['colbert_abs_error_mean']:>16.5f} "
+              f"{row['colbert_abs_error_max']:>7.4f} {row['top10_overlap']:>14.3f} "
+              f"{row['top10_overlap_every_candidate']:>15.3f} {row['top10_default_vs_every_candidate']:>16.3f}",
+              flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"model": model_name, "passages": len(passages),
                                                "queries": len(queries), "results": table}, indent=1))
