@@ -64,6 +64,7 @@ COLBERT_SUFFIX = "__colbert"
 MAX_VARCHAR = 65535
 NATIVE_MAX_TOKENS = 4096  # Milvus' largest array capacity
 NATIVE_MIN_VERSION = (2, 6, 4)
+FILTER_TEMPLATES_MIN = (2, 5, 0)  # filter templating is documented from Milvus 2.5
 LAYOUTS = ("auto", "companion", "native")
 NO_COLBERT = "none"  # the layout of a collection made with with_colbert=False
 DEFAULT_CONSISTENCY = "Strong"
@@ -79,6 +80,7 @@ class ServerCaps:
     is_lite: bool
     native_multivector: bool
     json_exists: bool = False  # `exists metadata[...]` and three-valued NOT (milvus-lite 3.x)
+    filter_templates: bool = False  # `filter_params` (servers >= 2.5; milvus-lite 3.2.2 rejects `{`)
 
 
 @dataclass(frozen=True)
@@ -140,12 +142,12 @@ def exists(name: str) -> Program:
     return name in (yield call("list_collections"))
 
 
-def filter_expr(client: Any, query_filter: Any) -> Program:
-    """The Milvus expression of a neutral filter (or a native expression string) for this engine."""
-    from ._filters import to_expr
+def filter_expr(client: Any, query_filter: Any, filter_params: Any = None) -> Program:
+    """The ``Filter`` of a neutral filter (or a native expression / template string) for this engine."""
+    from ._filters import compile_filter
 
     caps = yield from server_caps(client)
-    return to_expr(query_filter, exists=caps.json_exists)
+    return compile_filter(query_filter, filter_params, exists=caps.json_exists, templates=caps.filter_templates)
 
 
 def server_caps(client: Any) -> Program:
@@ -161,7 +163,8 @@ def server_caps(client: Any) -> Program:
     parsed = _parse_version(version)
     native = (not is_lite) and parsed is not None and parsed >= NATIVE_MIN_VERSION
     st.caps = ServerCaps(version=version or "milvus-lite (version unknown)", is_lite=is_lite,
-                         native_multivector=native, json_exists=is_lite and (parsed or (0,)) >= (3,))
+                         native_multivector=native, json_exists=is_lite and (parsed or (0,)) >= (3,),
+                         filter_templates=not is_lite and parsed is not None and parsed >= FILTER_TEMPLATES_MIN)
     return st.caps
 
 

@@ -15,7 +15,7 @@ from ..encoder.types import M3Output
 from ._codecs import check_native, for_new, requested
 from ._colbert import MAX_QUERY_ROWS, companion_rows, doc_gen, generation, n_parts, native_value
 from ._driver import Program, call, check_async_client, check_sync_client, run_any, run_async, run_sync
-from ._filters import and_expr, in_list, to_expr
+from ._filters import compile_filter, in_list
 from ._foreign_write import aupsert_foreign, upsert_foreign
 from ._reads import check_consistency, with_consistency
 from ._schema import (
@@ -468,12 +468,15 @@ def _delete_pks(info: CollectionInfo, pks: list[str]) -> Program:
         yield call("delete", info.colbert_name, filter=in_list(DOC_PK, pks))
 
 
-def _delete_where(client: Any, name: str, query_filter: Any) -> Program:
+def _delete_where(client: Any, name: str, query_filter: Any, filter_params: Any = None,
+                  keys: list[str] | None = None) -> Program:
     info = yield from open_collection(client, name)
-    expr = yield from filter_expr(client, query_filter)
+    flt = yield from filter_expr(client, query_filter, filter_params)
+    if keys is not None:
+        flt = flt.and_in(DOC_ID, keys)  # a parameter: a long list of keys is not parsed by a server
     seen: set[str] = set()
     while True:
-        rows = yield call("query", name, filter=expr, output_fields=[PK], limit=MAX_QUERY_ROWS)
+        rows = yield call("query", name, output_fields=[PK], limit=MAX_QUERY_ROWS, **flt.kwargs())
         pks = [r[PK] for r in rows]
         if not pks or seen.issuperset(pks):
             return
@@ -483,7 +486,7 @@ def _delete_where(client: Any, name: str, query_filter: Any) -> Program:
 
 def _delete_ids_program(client: Any, name: str, keys: list[str]) -> Program:
     if keys:
-        yield from _delete_where(client, name, in_list(DOC_ID, keys))
+        yield from _delete_where(client, name, None, keys=keys)
     else:
         yield from open_collection(client, name)
 
@@ -494,26 +497,32 @@ def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "do
     run_sync(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids)))
 
 
-def _filter_expr(query_filter: Any) -> Any:
-    if not to_expr(query_filter):
+def _filter_expr(query_filter: Any, filter_params: Any = None) -> Any:
+    if not compile_filter(query_filter, filter_params):
         raise ValueError("delete_by_filter needs a filter; to delete everything use drop_collection")
     return query_filter
 
 
-def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs") -> None:
-    """Delete every document matching ``query_filter`` (neutral filter or Milvus expression)."""
+def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
+                     filter_params: dict[str, Any] | None = None) -> None:
+    """Delete every document matching ``query_filter`` (neutral filter, or Milvus expression whose ``{name}``
+    placeholders ``filter_params`` gives, as in ``hybrid_search``)."""
     check_sync_client(client, "delete_by_filter")
-    run_sync(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter)))
+    run_sync(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter, filter_params),
+                                   filter_params))
 
 
-def _get_program(client: Any, name: str, ids: list[str] | None, query_filter: Any, limit: int | None) -> Program:
+def _get_program(client: Any, name: str, ids: list[str] | None, query_filter: Any, limit: int | None,
+                 filter_params: Any = None) -> Program:
     yield from open_collection(client, name)
     if ids is not None and not ids:
         return []
-    expr = and_expr((yield from filter_expr(client, query_filter)), in_list(DOC_ID, ids) if ids is not None else "")
+    flt = yield from filter_expr(client, query_filter, filter_params)
+    if ids is not None:
+        flt = flt.and_in(DOC_ID, ids)
     window = min(limit or MAX_QUERY_ROWS, MAX_QUERY_ROWS)
-    rows = yield call("query", name, filter=expr or f'{PK} != ""', output_fields=[PK, DOC_ID, TEXT, METADATA],
-                      limit=window)
+    rows = yield call("query", name, output_fields=[PK, DOC_ID, TEXT, METADATA], limit=window,
+                      **(flt.kwargs() if flt else {"filter": f'{PK} != ""'}))
     docs = {r[DOC_ID]: Document(text=r[TEXT], id=r[DOC_ID], metadata=dict(r[METADATA] or {})) for r in rows}
     ordered = [docs[k] for k in dict.fromkeys(ids) if k in docs] if ids is not None else list(docs.values())
     return ordered[:limit] if limit else ordered
@@ -526,31 +535,36 @@ def _check_limit(limit: Any) -> None:
 
 def get_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
                   query_filter: Any = None, limit: int | None = None, *,
-                  consistency_level: str | None = None) -> list[Document]:
+                  consistency_level: str | None = None, filter_params: dict[str, Any] | None = None
+                  ) -> list[Document]:
     """Fetch stored documents by key and/or filter (in ``ids`` order when given).
 
     Each ``Document.id`` is the document's key (the user's id, or the id derived from its text), as on
     Qdrant. Without ``ids``, at most ``limit`` documents (default and cap: Milvus' query window of
-    16,384) are returned. ``consistency_level``: as in ``hybrid_search``.
+    16,384) are returned. ``consistency_level`` and ``filter_params``: as in ``hybrid_search``.
     """
     check_sync_client(client, "get_documents")
     _check_limit(limit)
     keys = None if ids is None else _keys(ids)
-    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit)
+    compile_filter(query_filter, filter_params)  # a clear error before any call
+    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit, filter_params)
     return run_sync(client, with_consistency(program, check_consistency(consistency_level)))
 
 
-def _count_program(client: Any, name: str, query_filter: Any) -> Program:
+def _count_program(client: Any, name: str, query_filter: Any, filter_params: Any = None) -> Program:
     yield from open_collection(client, name)
-    rows = yield call("query", name, filter=(yield from filter_expr(client, query_filter)), output_fields=["count(*)"])
+    flt = yield from filter_expr(client, query_filter, filter_params)
+    rows = yield call("query", name, output_fields=["count(*)"], **flt.kwargs())
     return int(rows[0]["count(*)"]) if rows else 0
 
 
 def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
-                    consistency_level: str | None = None) -> int:
-    """Number of documents (optionally matching ``query_filter``); ``consistency_level`` as in ``hybrid_search``."""
+                    consistency_level: str | None = None, filter_params: dict[str, Any] | None = None) -> int:
+    """Number of documents (optionally matching ``query_filter``); ``consistency_level`` and ``filter_params``
+    as in ``hybrid_search``."""
     check_sync_client(client, "count_documents")
-    program = _count_program(client, _check_name(collection_name), query_filter)
+    compile_filter(query_filter, filter_params)
+    program = _count_program(client, _check_name(collection_name), query_filter, filter_params)
     return run_sync(client, with_consistency(program, check_consistency(consistency_level)))
 
 
@@ -563,12 +577,14 @@ def drop_collection(client: Any, collection_name: str = "docs") -> None:
 # ---------------------------------------------------------------------------------------- async twins
 async def aget_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
                          query_filter: Any = None, limit: int | None = None, *,
-                         consistency_level: str | None = None) -> list[Document]:
+                         consistency_level: str | None = None, filter_params: dict[str, Any] | None = None
+                         ) -> list[Document]:
     """Async twin of ``get_documents`` (``AsyncMilvusClient``; a ``MilvusClient`` runs in a worker thread)."""
     check_async_client(client, "aget_documents")
     _check_limit(limit)
     keys = None if ids is None else _keys(ids)
-    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit)
+    compile_filter(query_filter, filter_params)
+    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit, filter_params)
     return await run_any(client, with_consistency(program, check_consistency(consistency_level)))
 
 
@@ -578,17 +594,20 @@ async def adelete_documents(client: Any, ids: Iterable[str], collection_name: st
     await run_any(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids)))
 
 
-async def adelete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs") -> None:
+async def adelete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
+                            filter_params: dict[str, Any] | None = None) -> None:
     """Async twin of ``delete_by_filter``."""
     check_async_client(client, "adelete_by_filter")
-    await run_any(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter)))
+    await run_any(client, _delete_where(client, _check_name(collection_name),
+                                        _filter_expr(query_filter, filter_params), filter_params))
 
 
 async def acount_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
-                           consistency_level: str | None = None) -> int:
+                           consistency_level: str | None = None, filter_params: dict[str, Any] | None = None) -> int:
     """Async twin of ``count_documents``."""
     check_async_client(client, "acount_documents")
-    program = _count_program(client, _check_name(collection_name), query_filter)
+    compile_filter(query_filter, filter_params)
+    program = _count_program(client, _check_name(collection_name), query_filter, filter_params)
     return await run_any(client, with_consistency(program, check_consistency(consistency_level)))
 
 

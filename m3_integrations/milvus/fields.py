@@ -51,7 +51,7 @@ from .._errors import CollectionNotFoundError, SchemaMismatchError
 from .._fusion import fuse_dense_sparse, gather_candidates, refuse_colbert
 from .._query import Hit, QueryPlan
 from ._driver import Program, call, probe
-from ._filters import quote, to_expr
+from ._filters import compile_filter, quote
 from ._schema import server_caps, state
 
 _VECTOR_TYPES = {"FLOAT_VECTOR", "SPARSE_FLOAT_VECTOR", "FLOAT16_VECTOR", "BFLOAT16_VECTOR", "BINARY_VECTOR",
@@ -183,13 +183,14 @@ def _hit(info: ForeignInfo, entity: dict[str, Any], score: float, scores: dict[s
 
 
 def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, query_filter: Any,
-                           fields: MilvusFields) -> Program:
+                           fields: MilvusFields, filter_params: Any = None) -> Program:
     """The search of a foreign collection (see the module docstring)."""
     refuse_colbert(plan, name)
     info = yield from open_foreign(client, name, fields)
     caps = yield from server_caps(client)
     # scalar fields always exist: `exists` (a JSON-key test) applies only to a metadata JSON field
-    expr = to_expr(query_filter, exists=caps.json_exists and fields.metadata is not None, root=fields.metadata)
+    expr = compile_filter(query_filter, filter_params, exists=caps.json_exists and fields.metadata is not None,
+                          root=fields.metadata, templates=caps.filter_templates)
     qd = None if q.dense is None else np.asarray(q.dense[0], dtype=np.float32)
     if qd is not None and info.dim and qd.shape != (info.dim,):
         raise ValueError(f"the query's dense vector has dimension {qd.shape[-1]}; field {fields.dense!r} of "
@@ -201,9 +202,8 @@ def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, quer
     outputs = list(info.outputs)
 
     def search(mode: str, limit: int, restrict: str = "") -> Program:
-        flt = " and ".join(f"({e})" for e in (expr, restrict) if e)
-        res = yield call("search", name, data=[data[mode]], anns_field=anns[mode], limit=limit, filter=flt,
-                         output_fields=outputs, search_params=params[mode])
+        res = yield call("search", name, data=[data[mode]], anns_field=anns[mode], limit=limit,
+                         output_fields=outputs, search_params=params[mode], **expr.and_(restrict).kwargs())
         return [(h.get("id", (h.get("entity") or {}).get(info.pk)), dict(h.get("entity") or {}), float(h["distance"]))
                 for h in res[0]]
 

@@ -36,7 +36,7 @@ from ..encoder.scoring import DEFAULT_WEIGHTS
 from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS, companion_scores, doc_gen, native_scores
 from ._driver import Program, call, check_async_client, check_sync_client, run_async, run_sync
-from ._filters import in_list, to_expr
+from ._filters import compile_filter, in_list
 from ._reads import check_consistency, with_consistency
 from ._schema import (
     DENSE,
@@ -143,7 +143,8 @@ def _ranks(values: Sequence[float]) -> np.ndarray:
     return ranks
 
 
-def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_filter: Any) -> Program:
+def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_filter: Any,
+                   filter_params: Any = None) -> Program:
     """The whole search as one program (see the module docstring)."""
     from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
@@ -156,7 +157,7 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
                              "no ColBERT vectors (it was made with with_colbert=False)")
         plan = replace(plan, weights=(plan.weights[0], plan.weights[1], 0.0))
         base_fields = [f for f in _BASE_FIELDS if f not in (N_TOKENS, GEN)]
-    expr = yield from filter_expr(client, query_filter)
+    expr = yield from filter_expr(client, query_filter, filter_params)
     qd = None if q.dense is None else np.asarray(q.dense[0], dtype=np.float32)
     if qd is not None and qd.shape != (info.dim,):
         raise ValueError(f"the query's dense vector has dimension {qd.shape[-1]}; collection {name!r} stores "
@@ -171,7 +172,7 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
             return []  # no lexical weight in the query: nothing can match
         data = [qd] if plan.mode == "dense" else [qs]
         res = yield call("search", name, data=data, anns_field=DENSE if plan.mode == "dense" else SPARSE,
-                         limit=plan.limit, filter=expr, output_fields=base_fields, search_params=_IP)
+                         limit=plan.limit, output_fields=base_fields, search_params=_IP, **expr.kwargs())
         return [_hit(_entity(h), h["distance"], {plan.mode: h["distance"]}) for h in res[0]]
 
     P = plan.prefetch_limit
@@ -184,8 +185,8 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
     if by_lists:
         searches = [("dense", DENSE, qd)] + ([("sparse", SPARSE, qs)] if qs else [])
         for mode, anns, data in searches:
-            res = yield call("search", name, data=[data], anns_field=anns, limit=P, filter=expr,
-                             output_fields=base_fields, search_params=_IP)
+            res = yield call("search", name, data=[data], anns_field=anns, limit=P, output_fields=base_fields,
+                             search_params=_IP, **expr.kwargs())
             lists[mode] = []
             for h in res[0]:
                 ent = _entity(h)
@@ -194,12 +195,12 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
                 lists[mode].append(ent[PK])
     else:
         fields = base_fields
-        reqs = [AnnSearchRequest([qd], DENSE, _IP, limit=P, expr=expr or None)]
+        reqs = [AnnSearchRequest([qd], DENSE, _IP, limit=P, **expr.ann_kwargs())]
         if qs:
-            reqs.append(AnnSearchRequest([qs], SPARSE, _IP, limit=P, expr=expr or None))
+            reqs.append(AnnSearchRequest([qs], SPARSE, _IP, limit=P, **expr.ann_kwargs()))
         if len(reqs) == 1:  # no lexical weight in the query: the dense list alone
-            res = yield call("search", name, data=[qd], anns_field=DENSE, limit=P, filter=expr,
-                             output_fields=fields, search_params=_IP)
+            res = yield call("search", name, data=[qd], anns_field=DENSE, limit=P, output_fields=fields,
+                             search_params=_IP, **expr.kwargs())
             fused = [1.0 / (plan.rrf_k + rank) for rank in range(1, len(res[0]) + 1)]
         else:
             if weighted:
@@ -260,12 +261,12 @@ def search_program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_f
 
 
 def _program(client: Any, name: str, plan: QueryPlan, q: M3Output, query_filter: Any,
-             fields: MilvusFields | None) -> Program:
+             fields: MilvusFields | None, filter_params: Any = None) -> Program:
     if fields is None:
-        return search_program(client, name, plan, q, query_filter)
+        return search_program(client, name, plan, q, query_filter, filter_params)
     if not isinstance(fields, MilvusFields):
         raise TypeError(f"fields must be a MilvusFields, got {type(fields).__name__}")
-    return foreign_search_program(client, name, plan, q, query_filter, fields)
+    return foreign_search_program(client, name, plan, q, query_filter, fields, filter_params)
 
 
 def _known_without_colbert(client: Any, name: str) -> bool:
@@ -276,14 +277,14 @@ def _known_without_colbert(client: Any, name: str) -> bool:
 
 def _prepare(query: Any, collection_name: str, encoder: Any, limit: int, mode: str, fusion: str,
              weights: Sequence[float], prefetch_limit: int, query_filter: Any, rrf_k: int,
-             query_output: M3Output | None, rescore_limit: int | str | None = None
+             query_output: M3Output | None, rescore_limit: int | str | None = None, filter_params: Any = None
              ) -> tuple[QueryPlan, M3Output | None, tuple, str]:
     if not isinstance(collection_name, str) or not collection_name:
         raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
     plan = make_plan(mode, fusion, weights, limit, prefetch_limit, rrf_k, rescore_limit,
                      max_limit=MILVUS_MAX_LIMIT, engine="Milvus")
     q, want = _query_output(query, encoder, query_output, plan)
-    to_expr(query_filter)  # validate it before any database call
+    compile_filter(query_filter, filter_params)  # validate it before any database call
     return plan, q, want, query_filter
 
 
@@ -304,6 +305,7 @@ def hybrid_search(
     query_output: M3Output | None = None,
     fields: MilvusFields | None = None,
     consistency_level: str | None = None,
+    filter_params: dict[str, Any] | None = None,
 ) -> list[Hit]:
     """Search a collection written by ``upsert_documents``.
 
@@ -315,7 +317,8 @@ def hybrid_search(
         weights: dense, sparse, ColBERT weights of ``weighted``.
         prefetch_limit: candidates taken from each of the dense and sparse searches.
         query_filter: a neutral filter (``Condition`` / ``AllOf`` / ``AnyOf``) or a Milvus boolean
-            expression string (e.g. ``'metadata["lang"] == "en"'``); applied in every search.
+            expression string (e.g. ``'metadata["lang"] == "en"'``, or the template
+            ``'metadata["lang"] == {lang}'`` with ``filter_params``); applied in every search.
         rrf_k: the RRF constant.
         rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates, the
             best by their weighted dense + sparse score (``None``, the default: 50, ``DEFAULT_RESCORE_LIMIT``;
@@ -324,7 +327,10 @@ def hybrid_search(
         fields: the field names of a collection this package did not create (``MilvusFields``; see
             ``m3_integrations.milvus.fields``): dense + sparse, no ColBERT.
         consistency_level: ``Strong``, ``Bounded``, ``Session`` or ``Eventually`` for this search's reads
-            (``None``: the collection's, ``Strong`` for the ones this package creates).
+            (``None``: the collection's, ``Strong`` unless it was created with another level).
+        filter_params: the values of the ``{name}`` placeholders of a ``query_filter`` string (pymilvus'
+            ``filter_params``): sent as they are to a Milvus server >= 2.5, rendered into the expression by one
+            tested literal encoder on milvus-lite and older servers (see ``m3_integrations.milvus._filters``).
 
     Returns:
         Up to ``limit`` hits, best first, with per-mode reference scores in ``Hit.scores``.
@@ -332,12 +338,12 @@ def hybrid_search(
     check_sync_client(client, "hybrid_search")
     check_consistency(consistency_level)
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                                   query_filter, rrf_k, query_output, rescore_limit)
+                                   query_filter, rrf_k, query_output, rescore_limit, filter_params)
     if fields is not None or _known_without_colbert(client, collection_name):
         want = (want[0], want[1], False)  # no ColBERT vectors to compare the query's with
     if q is None:
         q = encoder.encode_queries([query], **_encode_kwargs(want))
-    return run_sync(client, with_consistency(_program(client, collection_name, plan, q, expr, fields),
+    return run_sync(client, with_consistency(_program(client, collection_name, plan, q, expr, fields, filter_params),
                                              consistency_level))
 
 
@@ -358,15 +364,16 @@ async def ahybrid_search(
     query_output: M3Output | None = None,
     fields: MilvusFields | None = None,
     consistency_level: str | None = None,
+    filter_params: dict[str, Any] | None = None,
 ) -> list[Hit]:
     """``hybrid_search`` over a ``pymilvus.AsyncMilvusClient`` (the query encodes in a worker thread)."""
     check_async_client(client, "ahybrid_search")
     check_consistency(consistency_level)
     plan, q, want, expr = _prepare(query, collection_name, encoder, limit, mode, fusion, weights, prefetch_limit,
-                                   query_filter, rrf_k, query_output, rescore_limit)
+                                   query_filter, rrf_k, query_output, rescore_limit, filter_params)
     if fields is not None or _known_without_colbert(client, collection_name):
         want = (want[0], want[1], False)
     if q is None:
         q = await encoder.aencode_queries([query], **_encode_kwargs(want))
-    return await run_async(client, with_consistency(_program(client, collection_name, plan, q, expr, fields),
-                                                    consistency_level))
+    program = _program(client, collection_name, plan, q, expr, fields, filter_params)
+    return await run_async(client, with_consistency(program, consistency_level))
