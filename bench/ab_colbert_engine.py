@@ -12,6 +12,7 @@ it gets meanwhile), and a two-thread pipeline (convert batch i+1 while the engin
 
     python bench/ab_colbert_engine.py --docs 2000 --queries 100
     python bench/ab_colbert_engine.py --ingest --docs 1024
+    python bench/ab_colbert_engine.py --ingest-package --docs 1024
 """
 
 from __future__ import annotations
@@ -261,6 +262,33 @@ def ingest_ab(args) -> dict:
     return out
 
 
+def ingest_package(args) -> dict:
+    """``upsert_documents`` into Qdrant Edge with the pieces of this version vs one engine call per batch."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bench_qdrant import SyntheticEncoder
+
+    from m3_integrations.qdrant import QdrantEdgeStore, edge, upsert_documents
+
+    settings = {"one call per batch": 10**12, **{f"pieces of {n} rows": n for n in args.piece_rows}}
+    rates: dict[str, list[float]] = {k: [] for k in settings}
+    for _ in range(args.reps):
+        for label, piece in settings.items():  # interleaved: drift weighs on every setting alike
+            edge.UPSERT_PIECE_ROWS = piece
+            store = QdrantEdgeStore(Path(tempfile.mkdtemp(dir=args.workdir)) / "m3", optimize_after=10**12)
+            docs = ({"text": f"chunk {i}", "id": str(i)} for i in range(args.docs))
+            t = time.perf_counter()
+            upsert_documents(store, docs, "bench", SyntheticEncoder(args.doc_tokens, 50), batch_size=64,
+                             show_progress=False)
+            rates[label].append(args.docs * args.doc_tokens / (time.perf_counter() - t))
+            store.drop("bench")
+            store.close()
+    out = {k: {"median_rows_per_s": round(float(np.median(v))), "runs": [round(x) for x in v]}
+           for k, v in rates.items()}
+    for k, v in out.items():
+        print(f"{k:24s} {json.dumps(v)}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=2000)
@@ -274,11 +302,13 @@ def main() -> None:
     ap.add_argument("--exact-sizes", type=int, nargs="*", default=[10, 15, 20])
     ap.add_argument("--configs", nargs="+", default=["t4+none", "t4+bin", "t4+bin_q8", "t4+tq1", "t4+tq2"])
     ap.add_argument("--ingest", action="store_true")
+    ap.add_argument("--ingest-package", action="store_true", help="upsert_documents: pieces vs one call per batch")
+    ap.add_argument("--piece-rows", type=int, nargs="+", default=[4096, 2048])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    result = ingest_ab(args) if args.ingest else queries_ab(args)
+    result = ingest_package(args) if args.ingest_package else ingest_ab(args) if args.ingest else queries_ab(args)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "result": result}, indent=1))
 
