@@ -181,3 +181,30 @@ def test_older_server_gets_one_literal(lite, encoder):
     server = _as_server(lite, "v2.4.9")
     assert count_documents(server, "f", query_filter=Condition("v", "eq", "tab\there")) == 1
     assert ("query", 'metadata["v"] == "tab\\there"', None) in server.sent
+
+
+def test_writes_into_a_collection_made_elsewhere_look_up_texts_by_parameter(tmp_path, encoder):
+    from pymilvus import DataType
+
+    from m3_integrations.milvus import MilvusFields
+
+    client = MilvusClient(str(tmp_path / "w.db"))
+    try:
+        schema = client.create_schema(auto_id=True)
+        schema.add_field("pk", DataType.INT64, is_primary=True)
+        schema.add_field("text", DataType.VARCHAR, max_length=512)
+        schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=encoder.dim)
+        index = client.prepare_index_params()
+        index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+        index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
+        client.create_collection("demo", schema=schema, index_params=index)
+        server = _as_server(client, "v2.6.0")
+        texts = ['a "quoted" text', "plain text"]
+        for _ in range(2):
+            upsert_documents(server, texts, "demo", encoder, fields=MilvusFields())
+        assert ("query", "text in {m3_0}", {"m3_0": texts}) in server.sent
+        assert sorted(r["text"] for r in client.query("demo", filter="", output_fields=["text"], limit=10)) == \
+            sorted(texts)
+    finally:
+        client.close()

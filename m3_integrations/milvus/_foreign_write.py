@@ -20,7 +20,7 @@ from .._ingest import Document, nonempty_documents, point_id, run_ingest
 from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS
 from ._driver import Program, call, run_async, run_sync
-from ._filters import literal
+from ._filters import Filter, literal
 from ._schema import server_caps
 from .fields import _VECTOR_TYPES, ForeignInfo, MilvusFields, open_foreign
 
@@ -44,6 +44,7 @@ class WriteInfo:
     scalars: dict[str, dict]  # writable metadata fields (when fields.metadata is None)
     required: tuple[str, ...]  # scalar fields every row must give (not nullable, no default)
     dynamic: bool
+    templates: bool = False  # the engine takes filter_params (a long list of texts is not parsed)
 
     @property
     def name(self) -> str:
@@ -111,7 +112,8 @@ def open_for_write(client: Any, name: str, fields: MilvusFields, dim: int) -> Pr
                      pk_max=_max_length(pk) if _type(pk) == "VARCHAR" else None,
                      text_max=_max_length(by_name[fields.text]) or 65535,
                      id_max=_max_length(by_name[id_field]) if id_field else None,
-                     scalars=scalars, required=tuple(required), dynamic=bool(desc.get("enable_dynamic_field")))
+                     scalars=scalars, required=tuple(required), dynamic=bool(desc.get("enable_dynamic_field")),
+                     templates=(yield from server_caps(client)).filter_templates)
 
 
 def check_text(w: WriteInfo, text: str) -> None:
@@ -213,17 +215,18 @@ def lookup(w: WriteInfo, values: list[Any]) -> Program:
     outputs = list(dict.fromkeys([w.info.pk, w.identity, w.fields.text,
                                   *([w.fields.metadata] if w.fields.metadata else w.scalars)]))
     found: dict[Any, list[dict[str, Any]]] = {}
-    chunk: list[str] = []
+    chunk: list[Any] = []
     size = 0
-    literals = [literal(v, key=w.identity) for v in dict.fromkeys(values)]
-    for i, lit in enumerate(literals):
-        chunk.append(lit)
-        size += len(lit) + 2
-        if size < MAX_LOOKUP_CHARS and i < len(literals) - 1:
+    unique = list(dict.fromkeys(values))
+    for i, value in enumerate(unique):
+        chunk.append(value)
+        size += len(literal(value, key=w.identity)) + 2
+        if size < MAX_LOOKUP_CHARS and i < len(unique) - 1:
             continue
+        flt = Filter("", {}, w.templates).and_in(w.identity, chunk)
         # Strong: a collection made elsewhere may default to Bounded, whose reads can miss the previous batch
-        rows = yield call("query", w.name, filter=f"{w.identity} in [{', '.join(chunk)}]", output_fields=outputs,
-                          limit=MAX_QUERY_ROWS, consistency_level="Strong")
+        rows = yield call("query", w.name, output_fields=outputs, limit=MAX_QUERY_ROWS, consistency_level="Strong",
+                          **flt.kwargs())
         for row in rows:
             found.setdefault(row[w.identity], []).append(row)
         chunk, size = [], 0
@@ -290,8 +293,7 @@ def write_program(w: WriteInfo, batch: list[Document], output: M3Output) -> Prog
     yield call("insert", w.name, data=rows)
     old = [r[w.info.pk] for ident in dict.fromkeys(idents) for r in found.get(ident, [])]
     if old:
-        pks = ", ".join(literal(pk, key=w.info.pk) for pk in old)
-        yield call("delete", w.name, filter=f"{w.info.pk} in [{pks}]")
+        yield call("delete", w.name, **Filter("", {}, w.templates).and_in(w.info.pk, old).kwargs())
 
 
 def finish_program(client: Any, w: WriteInfo) -> Program:

@@ -1,6 +1,7 @@
 """The consistency level of reads (searches and queries): Milvus' own levels, chosen per call.
 
-Collections are created with ``Strong`` (a read sees every write acknowledged before it). A read may ask for less:
+Collections are created with ``Strong`` (a read sees every write acknowledged before it) unless
+``upsert_documents(consistency_level=...)`` chose another level. A read may ask for another:
 ``Bounded`` (staleness of a few seconds), ``Session`` (this client's own writes) or ``Eventually``, which serve
 faster on a busy server. milvus-lite accepts every level.
 """

@@ -19,7 +19,8 @@ Writing: ``upsert_documents(client, docs, name, encoder, fields=...)`` (and ``au
 sparse rows (the encoder computes no ColBERT) into the collection's fields. Before anything is encoded or written the
 collection is checked: the named fields exist with their types, the dense field has the encoder's dimension and an
 IP / COSINE index, the sparse one an IP index, no other vector or required field is left that the package cannot
-fill; each text must fit the text field's ``max_length`` (counted in UTF-8 bytes, the stricter of Milvus' counts),
+fill; each text must fit the text field's ``max_length`` (counted in UTF-8 bytes, which fits an engine counting
+bytes as well as one counting characters, as milvus-lite does),
 each id the key / id field's, each metadata value its field. An error names what differs and what to do; nothing of
 the batch is written. Metadata goes to the ``metadata`` JSON field, else each key to the scalar field of that name
 (or the dynamic field, if the collection has one). The package never creates, drops or alters such a collection.
