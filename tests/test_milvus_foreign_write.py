@@ -129,7 +129,7 @@ def test_id_field_replaces_a_changed_document(client, encoder):
     assert len(_rows(client, "ids")) == len(TEXTS)
 
 
-@pytest.mark.parametrize("pk", [DataType.VARCHAR, DataType.INT64])
+@pytest.mark.parametrize("pk", [DataType.VARCHAR, DataType.INT64], ids=["varchar", "int64"])
 def test_settable_primary_key_uses_deterministic_ids(client, encoder, pk):
     _make(client, "keyed", encoder.dim, pk=pk, auto_id=False)
     docs = [{"id": f"k{i}", "text": t} for i, t in enumerate(TEXTS[:3])]
