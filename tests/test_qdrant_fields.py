@@ -18,6 +18,7 @@ from m3_integrations.qdrant import (  # noqa: E402
     Condition,
     QdrantEdgeStore,
     QdrantFields,
+    QdrantSchema,
     SchemaMismatchError,
     ahybrid_search,
     hybrid_search,
@@ -112,20 +113,66 @@ def test_langchain_m3_vector_store_searches_it(made_by_langchain, encoder):
     assert store.similarity_search("Alan Turing", k=2, fusion="rrf")
 
 
+def test_langchain_classes_write_it_in_its_layout(made_by_langchain, encoder):
+    from langchain_core.documents import Document
+
+    from m3_integrations.langchain import M3HybridRetriever
+
+    client = made_by_langchain.client
+    store = M3VectorStore(client, "lc_hybrid", encoder, fields=QdrantFields())
+    ids = store.add_texts(["Grace Hopper wrote the first compiler."], metadatas=[{"lang": "en", "n": 99}])
+    assert store.add_texts(["Grace Hopper wrote the first compiler."], metadatas=[{"lang": "en", "n": 99}]) == ids
+    assert client.count("lc_hybrid").count == len(TEXTS) + 1  # added once
+    assert ids[0] in {d.metadata["_id"] for d in made_by_langchain.similarity_search("Grace Hopper", k=10)}
+    assert store.get_by_ids(ids)[0].metadata == {"lang": "en", "n": 99}
+    found = store.similarity_search("Grace Hopper compiler", k=len(TEXTS) + 1)
+    assert ids[0] in [d.id for d in found]
+    retriever = M3HybridRetriever(client=client, collection_name="lc_hybrid", encoder=encoder, k=3,
+                                  fields=QdrantFields())
+    retriever.add_documents([Document(page_content="Ada Lovelace wrote the first program.", id=None,
+                                      metadata={"lang": "en", "n": 100})])
+    assert client.count("lc_hybrid").count == len(TEXTS) + 2
+    got = retriever.invoke("Ada Lovelace", k=len(TEXTS) + 2)
+    assert "Ada Lovelace wrote the first program." in [d.page_content for d in got]
+    assert all(set(d.metadata) == {"lang", "n", "m3"} for d in got)
+    store.delete(ids)
+    retriever_ids = [d.id for d in got if d.page_content.startswith("Ada")]
+    store.delete(retriever_ids)
+    assert client.count("lc_hybrid").count == len(TEXTS)
+    with pytest.raises(TypeError, match="fields= must be a QdrantFields"):
+        M3HybridRetriever(client=client, collection_name="lc_hybrid", encoder=encoder, fields={"dense": ""})
+    with pytest.raises(ValueError, match="not both"):
+        M3VectorStore(client, "lc_hybrid", encoder, fields=QdrantFields(), schema=QdrantSchema())
+
+
 def test_llama_index_store_searches_it_and_takes_a_schema(made_by_langchain, encoder):
     from llama_index.core.schema import TextNode
     from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
     from qdrant_client import QdrantClient
 
     from m3_integrations.llama_index import M3QdrantVectorStore
-    from m3_integrations.qdrant import QdrantSchema
 
     store = M3QdrantVectorStore(made_by_langchain.client, "lc_hybrid", encoder, fields=QdrantFields())
     q = VectorStoreQuery(query_str="Alan Turing", similarity_top_k=2, mode=VectorStoreQueryMode.HYBRID)
     result = store.query(q)
     assert len(result.nodes) == 2 and all(set(n.metadata) >= {"lang", "n"} for n in result.nodes)
-    with pytest.raises(ValueError, match="does not write"):
-        store.add([TextNode(text="x", id_="x")])
+    # nodes are written in the collection's layout (langchain-qdrant's payload keys), found, read and deleted
+    node_id = "6c8f3c1e-6a57-4f0e-9d1b-2f4f1d7e2a10"
+    assert store.add([TextNode(text="Grace Hopper wrote the first compiler.", id_=node_id,
+                               metadata={"lang": "en"})]) == [node_id]
+    payload = made_by_langchain.client.retrieve("lc_hybrid", [node_id], with_payload=True)[0].payload
+    # the text LlamaIndex embeds (its metadata included) under page_content, the node's metadata under metadata
+    assert payload["page_content"].endswith("Grace Hopper wrote the first compiler.")
+    assert payload["metadata"]["lang"] == "en"
+    assert node_id in {d.metadata["_id"] for d in made_by_langchain.similarity_search("Grace Hopper", k=10)}
+    hits = store.query(VectorStoreQuery(query_str="Grace Hopper compiler", similarity_top_k=1,
+                                        mode=VectorStoreQueryMode.HYBRID))
+    assert hits.ids == [node_id] and hits.nodes[0].metadata["lang"] == "en"
+    assert [n.node_id for n in store.get_nodes([node_id])] == [node_id]
+    store.delete_nodes([node_id])
+    assert store.get_nodes([node_id]) == [] and store.count() == len(TEXTS)
+    with pytest.raises(ValueError, match="clear.. would drop a collection made elsewhere"):
+        store.clear()
     # a collection of this package's layout under other names: the names reach every store call
     client = QdrantClient(":memory:")
     schema = QdrantSchema(dense="d", sparse="s", colbert="c", text_key="body", metadata_key="meta", id_key="key")

@@ -9,13 +9,14 @@ ColBERT vectors, which can weigh megabytes per text, are never computed on this 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import threading
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -175,3 +176,24 @@ def derived_id(text: str, metadata: Mapping[str, Any] | None) -> str | None:
         return None
     canonical = json.dumps(metadata, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
     return str(uuid.uuid5(ID_NAMESPACE, f"text:{text}\nmetadata:{canonical}"))
+
+
+NAME_KEYWORDS = ("schema", "fields")
+"""The store keywords that name a collection's vectors and keys: the same for every call on a collection."""
+
+
+def names_for(function: Callable[..., Any], store_kwargs: Mapping[str, Any], also: tuple[str, ...] = ()) -> dict:
+    """The collection's names (``schema`` / ``fields``, and the ``also`` keywords) among ``store_kwargs``, for an
+    adapter function: those it takes. A ``fields=`` it does not take is an error naming the function, rather than
+    a call that would read the collection in this package's layout."""
+    params = inspect.signature(function).parameters
+    out = {}
+    for key, value in store_kwargs.items():
+        if key not in NAME_KEYWORDS + also or value is None:
+            continue
+        if key in params:
+            out[key] = value
+        elif key == "fields":
+            raise ValueError(f"{function.__module__}.{function.__name__} does not take fields=: this database's "
+                             "adapter cannot do that on a collection made elsewhere")
+    return out

@@ -20,7 +20,7 @@ from pydantic import ConfigDict, model_validator
 
 from .._query import DEFAULT_RRF_K, Hit, make_plan
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, M3Output
-from ._shared import derived_id
+from ._shared import derived_id, names_for
 from .embeddings import M3EncoderSettings
 
 SCORE_KEY = "m3"
@@ -78,6 +78,8 @@ def add_documents(
     batch_size: int = 64,
     show_progress: bool | None = None,
     recreate: bool = False,
+    schema: Any = None,
+    fields: Any = None,
 ) -> list[str]:
     """Encode and store LangChain ``Document`` s so that ``M3HybridRetriever`` can find them.
 
@@ -93,15 +95,19 @@ def add_documents(
         collection_name: created on first use with the encoder's dimension.
         encoder: the ``M3Encoder`` (required).
         batch_size, show_progress, recreate: as in the store adapter's ``upsert_documents``.
+        schema, fields: the collection's names, as in the store adapter's ``upsert_documents`` (``fields``: a
+            collection made elsewhere, written in its own layout).
 
     Returns:
-        The id of each stored document (``Document.id``, or the derived id).
+        The id of each stored document (``Document.id``, or the derived id; with ``fields`` and no id key: the
+        point / primary key the adapter stored it under).
     """
     if _is_async(client):
         raise TypeError(f"{type(client).__name__} is asynchronous: use `await aadd_documents(...)`")
     adapter = _adapter_for(client)
+    names = names_for(adapter.upsert_documents, {"schema": schema, "fields": fields})
     return adapter.upsert_documents(client, _to_mappings(documents), collection_name, encoder,
-                                    batch_size=batch_size, show_progress=show_progress, recreate=recreate)
+                                    batch_size=batch_size, show_progress=show_progress, recreate=recreate, **names)
 
 
 async def aadd_documents(
@@ -113,15 +119,19 @@ async def aadd_documents(
     batch_size: int = 64,
     show_progress: bool | None = None,
     recreate: bool = False,
+    schema: Any = None,
+    fields: Any = None,
 ) -> list[str]:
     """``add_documents`` for async code: native for an async client, in a worker thread otherwise."""
     adapter = _adapter_for(client)
     if _is_async(client):
+        names = names_for(adapter.aupsert_documents, {"schema": schema, "fields": fields})
         return await adapter.aupsert_documents(client, _to_mappings(documents), collection_name, encoder,
                                                batch_size=batch_size, show_progress=show_progress,
-                                               recreate=recreate)
+                                               recreate=recreate, **names)
     return await asyncio.to_thread(add_documents, client, documents, collection_name, encoder,
-                                   batch_size=batch_size, show_progress=show_progress, recreate=recreate)
+                                   batch_size=batch_size, show_progress=show_progress, recreate=recreate,
+                                   schema=schema, fields=fields)
 
 
 def hit_to_document(hit: Hit, score_key: str | None = SCORE_KEY) -> Document:
@@ -171,6 +181,10 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
             the best by weighted dense + sparse (``None``, the default: every candidate; faster when set).
         score_key: the metadata key of the scores (default ``"m3"``; ``None``: no scores added). A stored
             document whose own metadata has this key raises ``ValueError`` instead of being overwritten.
+        schema: the names of a collection of this package's layout (``QdrantSchema``; Qdrant only); kept as
+            ``collection_schema`` (pydantic's ``BaseModel.schema`` owns the name).
+        fields: the names of a collection made elsewhere (``QdrantFields`` / ``MilvusFields``; e.g. one made by
+            langchain-qdrant): searched as dense + sparse, and ``add_documents`` writes in its layout.
 
     Per call, ``invoke(query, k=..., filter=..., mode=..., fusion=..., weights=...,
     prefetch_limit=..., rrf_k=..., rescore_limit=...)`` overrides these settings for that call only
@@ -190,14 +204,42 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
     rrf_k: int = DEFAULT_RRF_K
     rescore_limit: int | str | None = None
     score_key: str | None = SCORE_KEY
+    collection_schema: Any = None
+    fields: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schema_alias(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "schema" in data:
+            data = dict(data)
+            if data.get("collection_schema") is not None:
+                raise ValueError("pass schema= or collection_schema=, not both")
+            data["collection_schema"] = data.pop("schema")
+        return data
 
     @model_validator(mode="after")
     def _check_settings(self) -> M3HybridRetriever:
         _check_k(self.k)
         make_plan(self.mode, self.fusion, self.weights, self.k, self.prefetch_limit, self.rrf_k,
                   self.rescore_limit)
-        _adapter_for(self.client)  # a wrong client type fails here, not at the first query
+        adapter = _adapter_for(self.client)  # a wrong client type fails here, not at the first query
+        if self.collection_schema is not None and self.fields is not None:
+            raise ValueError("pass schema= (a collection of this package's layout) or fields= (a collection made "
+                             "elsewhere), not both")
+        names = self._names(adapter.hybrid_search)
+        kinds = {"schema": getattr(adapter, "QdrantSchema", None),
+                 "fields": getattr(adapter, "QdrantFields", None) or getattr(adapter, "MilvusFields", None)}
+        for key, value in names.items():
+            if kinds[key] is None or not isinstance(value, kinds[key]):
+                raise TypeError(f"{key}= must be a {getattr(kinds[key], '__name__', 'name set of this database')} "
+                                f"for {type(self.client).__name__}, got {type(value).__name__}")
+        if self.collection_schema is not None and "schema" not in names:
+            raise TypeError(f"schema= names the vectors of a Qdrant collection; {type(self.client).__name__} takes "
+                            "fields= for a collection made elsewhere")
         return self
+
+    def _names(self, function: Any) -> dict[str, Any]:
+        return names_for(function, {"schema": self.collection_schema, "fields": self.fields})
 
     @property
     def adapter(self) -> ModuleType:
@@ -235,7 +277,8 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         args = self._search_args(kwargs)
         output = self._encode_query(query, args.pop("uses"))
         encoder = self.get_encoder()
-        hits = self.adapter.hybrid_search(self.client, query, encoder=encoder, query_output=output, **args)
+        hits = self.adapter.hybrid_search(self.client, query, encoder=encoder, query_output=output, **args,
+                                          **self._names(self.adapter.hybrid_search))
         return [hit_to_document(hit, self.score_key) for hit in hits]
 
     async def _aget_relevant_documents(
@@ -247,10 +290,11 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         encoder = await asyncio.to_thread(self.get_encoder)
         output = await encoder.aencode_queries([query], **self._encode_kwargs(uses))
         if _is_async(self.client):
-            hits = await self.adapter.ahybrid_search(self.client, query, encoder=encoder, query_output=output, **args)
+            hits = await self.adapter.ahybrid_search(self.client, query, encoder=encoder, query_output=output, **args,
+                                                     **self._names(self.adapter.ahybrid_search))
         else:
             hits = await asyncio.to_thread(self.adapter.hybrid_search, self.client, query, encoder=encoder,
-                                           query_output=output, **args)
+                                           query_output=output, **args, **self._names(self.adapter.hybrid_search))
         return [hit_to_document(hit, self.score_key) for hit in hits]
 
     @staticmethod
@@ -267,11 +311,13 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
                       show_progress: bool | None = None, recreate: bool = False) -> list[str]:
         """Store LangChain ``Document`` s in this retriever's collection (see module ``add_documents``)."""
         return add_documents(self.client, documents, self.collection_name, self.get_encoder(),
-                             batch_size=batch_size, show_progress=show_progress, recreate=recreate)
+                             batch_size=batch_size, show_progress=show_progress, recreate=recreate,
+                             schema=self.collection_schema, fields=self.fields)
 
     async def aadd_documents(self, documents: Iterable[Document], *, batch_size: int = 64,
                              show_progress: bool | None = None, recreate: bool = False) -> list[str]:
         """``add_documents`` for async code."""
         encoder = await asyncio.to_thread(self.get_encoder)
         return await aadd_documents(self.client, documents, self.collection_name, encoder,
-                                    batch_size=batch_size, show_progress=show_progress, recreate=recreate)
+                                    batch_size=batch_size, show_progress=show_progress, recreate=recreate,
+                                    schema=self.collection_schema, fields=self.fields)

@@ -21,7 +21,7 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from .._errors import CollectionNotFoundError
 from .._query import DEFAULT_RRF_K, Hit, make_plan
 from ..encoder import DEFAULT_WEIGHTS, M3Output
-from ._shared import derived_id
+from ._shared import derived_id, names_for
 from .embeddings import M3Embeddings, M3EncoderSettings
 from .retriever import _adapter_for, _check_k, _is_async
 
@@ -54,8 +54,14 @@ class M3VectorStore(VectorStore):
             ``M3HybridRetriever`` (hybrid weighted fusion inside the database by default); each search call
             may override them.
         batch_size: documents per encode + write batch in ``add_*``.
-        store_kwargs: more keywords for the store functions: ``schema=QdrantSchema(...)`` (Qdrant names), or
-            ``fields=MilvusFields(...)`` to search a Milvus collection made elsewhere (search only).
+        schema: the names of a collection of this package's layout (``QdrantSchema``; Qdrant only), e.g.
+            ``QdrantSchema(with_colbert=False)`` for dense + sparse only.
+        fields: the names of a collection made elsewhere (``QdrantFields`` / ``MilvusFields``: e.g. one made by
+            langchain-qdrant's ``QdrantVectorStore`` or like Milvus' BGE-M3 tutorial): added documents go into its
+            dense and sparse vectors and its text / metadata keys (no ColBERT; the collection must exist), and
+            searches fuse dense + sparse.
+        store_kwargs: more keywords for the store functions (e.g. ``consistency_level`` on Milvus, or the
+            ColBERT storage settings of a new collection); ``schema`` / ``fields`` may be given here too.
 
     Documents added without an id get a deterministic one: from their text, and from their metadata too when
     they have some (two documents with the same text and different metadata are two documents; adding the
@@ -78,6 +84,8 @@ class M3VectorStore(VectorStore):
         rescore_limit: int | str | None = None,
         filter: Any = None,  # noqa: A002 (LangChain's name)
         batch_size: int = 64,
+        schema: Any = None,
+        fields: Any = None,
         store_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.adapter: ModuleType = _adapter_for(client)
@@ -99,6 +107,14 @@ class M3VectorStore(VectorStore):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.batch_size = batch_size
         self.store_kwargs = dict(store_kwargs or {})
+        for key, value in (("schema", schema), ("fields", fields)):
+            if value is not None:
+                if self.store_kwargs.get(key) not in (None, value):
+                    raise ValueError(f"{key}= is given twice, differently (as an argument and in store_kwargs)")
+                self.store_kwargs[key] = value
+        if self.store_kwargs.get("schema") is not None and self.store_kwargs.get("fields") is not None:
+            raise ValueError("pass schema= (a collection of this package's layout) or fields= (a collection made "
+                             "elsewhere), not both")
         self.defaults = {"k": k, "filter": filter, "mode": mode, "fusion": fusion, "weights": tuple(weights),
                          "prefetch_limit": prefetch_limit, "rrf_k": rrf_k, "rescore_limit": rescore_limit}
         self._plan(self.defaults)  # bad defaults fail here, not at the first search
@@ -211,7 +227,8 @@ class M3VectorStore(VectorStore):
         self._require_sync("delete")
         keys = self._delete_ids(ids, kwargs)
         try:
-            self.adapter.delete_documents(self.client, keys, self.collection_name, **self._read_kwargs())
+            self.adapter.delete_documents(self.client, keys, self.collection_name,
+                                          **self._read_kwargs("delete_documents"))
         except CollectionNotFoundError:
             pass  # nothing stored yet: nothing to delete
         return True
@@ -222,7 +239,8 @@ class M3VectorStore(VectorStore):
             return await asyncio.to_thread(self.delete, ids, **kwargs)
         keys = self._delete_ids(ids, kwargs)
         try:
-            await self.adapter.adelete_documents(self.client, keys, self.collection_name, **self._read_kwargs())
+            await self.adapter.adelete_documents(self.client, keys, self.collection_name,
+                                                 **self._read_kwargs("adelete_documents"))
         except CollectionNotFoundError:
             pass
         return True
@@ -248,14 +266,14 @@ class M3VectorStore(VectorStore):
             return await asyncio.to_thread(self.delete_collection)
         await self.adapter.adrop_collection(self.client, self.collection_name)
 
-    def _read_kwargs(self) -> dict[str, Any]:
-        """The store keywords the read / delete functions take (the schema; not the write-only ones)."""
-        return {key: value for key, value in self.store_kwargs.items() if key == "schema"}
+    def _read_kwargs(self, function: str) -> dict[str, Any]:
+        """The store keywords the adapter's read / delete ``function`` takes (the collection's names; not the
+        write-only ones)."""
+        return names_for(getattr(self.adapter, function), self.store_kwargs)
 
-    def _query_kwargs(self) -> dict[str, Any]:
+    def _query_kwargs(self, function: str = "hybrid_search") -> dict[str, Any]:
         """The store keywords ``hybrid_search`` takes: the schema or ``fields``, Milvus' ``consistency_level``."""
-        return {key: value for key, value in self.store_kwargs.items()
-                if key in ("schema", "fields", "consistency_level")}
+        return names_for(getattr(self.adapter, function), self.store_kwargs, also=("consistency_level",))
 
     # ------------------------------------------------------------------------------------ reading
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
@@ -263,7 +281,7 @@ class M3VectorStore(VectorStore):
         self._require_sync("get_by_ids")
         try:
             docs = self.adapter.get_documents(self.client, self.collection_name, [str(i) for i in ids],
-                                              **self._read_kwargs())
+                                              **self._read_kwargs("get_documents"))
         except CollectionNotFoundError:
             return []
         return [Document(page_content=d.text, metadata=d.metadata, id=d.id) for d in docs]
@@ -274,7 +292,7 @@ class M3VectorStore(VectorStore):
             return await asyncio.to_thread(self.get_by_ids, ids)
         try:
             docs = await self.adapter.aget_documents(self.client, self.collection_name, [str(i) for i in ids],
-                                                     **self._read_kwargs())
+                                                     **self._read_kwargs("aget_documents"))
         except CollectionNotFoundError:
             return []
         return [Document(page_content=d.text, metadata=d.metadata, id=d.id) for d in docs]
@@ -306,7 +324,8 @@ class M3VectorStore(VectorStore):
         encoder = await asyncio.to_thread(lambda: self.encoder)
         try:
             return await self.adapter.ahybrid_search(self.client, query or "", self.collection_name, encoder,
-                                                     query_output=query_output, **args, **self._query_kwargs())
+                                                     query_output=query_output, **args,
+                                                     **self._query_kwargs("ahybrid_search"))
         except CollectionNotFoundError:
             return []
 

@@ -45,6 +45,7 @@ from ._common import (
     adapter_for_client,
     ensure_cache,
     hit_to_node,
+    names_for,
     node_to_document,
     resolve_encoder,
     to_node,
@@ -83,7 +84,7 @@ def alpha_to_weights(alpha: float | None, weights: Sequence[float] = DEFAULT_WEI
 
 
 def _check_names(adapter: ModuleType, schema: Any, fields: Any) -> dict[str, Any]:
-    """The names keywords of the store functions: ``schema`` (Qdrant), checked against the adapter."""
+    """The names keywords of the store functions: ``schema`` (Qdrant) or ``fields``, checked against the adapter."""
     if fields is not None:
         kind = getattr(adapter, "QdrantFields", None) or getattr(adapter, "MilvusFields", None)
         if not isinstance(fields, kind):
@@ -91,6 +92,7 @@ def _check_names(adapter: ModuleType, schema: Any, fields: Any) -> dict[str, Any
         if schema is not None:
             raise ValueError("pass schema= (a collection this package made, other names) or fields= (a collection "
                              "made elsewhere), not both")
+        return {"fields": fields}
     if schema is None:
         return {}
     kind = getattr(adapter, "QdrantSchema", None)
@@ -176,10 +178,9 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         self._fields = fields
         ensure_cache(enc, cache_size)
 
-    def _writable(self, method: str) -> None:
-        if self._fields is not None:
-            raise ValueError(f"{method}(): this store searches a collection made elsewhere (fields=...); it does not "
-                             "write to it")
+    def _names_for(self, function: str) -> dict[str, Any]:
+        """The collection's names (``schema`` / ``fields``) for the adapter's ``function``."""
+        return names_for(getattr(self._adapter, function), self._names)
 
     @property
     def client(self) -> Any:
@@ -240,9 +241,9 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         # texts the index embedded last are the ones an LRU cache smaller than the batch still holds
         docs = list({n.node_id: node_to_document(n, self.flat_metadata) for n in nodes}.values())[::-1]
         before = self._encoder.stats.forward_passes
-        self._writable("add")
         self._adapter.upsert_documents(self._client, docs, self.collection_name, self._encoder,
-                                       batch_size=self.batch_size, show_progress=False, **self._names)
+                                       batch_size=self.batch_size, show_progress=False,
+                                       **self._names_for("upsert_documents"))
         extra = self._encoder.stats.forward_passes - before
         if extra and any(n.embedding is not None for n in nodes):
             logger.warning(
@@ -262,9 +263,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         if not isinstance(ref_doc_id, str) or not ref_doc_id:
             raise ValueError(f"ref_doc_id must be a non-empty string, got {ref_doc_id!r}")
         try:
-            self._writable("delete")
             self._adapter.delete_by_filter(self._client, Condition("ref_doc_id", "eq", ref_doc_id),
-                                           self.collection_name, **self._names)
+                                           self.collection_name, **self._names_for("delete_by_filter"))
         except CollectionNotFoundError:
             pass  # nothing stored (yet, or since clear()): nothing to delete
 
@@ -290,12 +290,13 @@ class M3VectorStoreBase(BasePydanticVectorStore):
                 return
             if neutral is not None:
                 neutral = combine(Condition(NODE_ID_KEY, "in", node_ids), neutral)
-        self._writable("delete_nodes")
         try:
             if neutral is None:
-                self._adapter.delete_documents(self._client, node_ids, self.collection_name, **self._names)
+                self._adapter.delete_documents(self._client, node_ids, self.collection_name,
+                                               **self._names_for("delete_documents"))
             else:
-                self._adapter.delete_by_filter(self._client, neutral, self.collection_name, **self._names)
+                self._adapter.delete_by_filter(self._client, neutral, self.collection_name,
+                                               **self._names_for("delete_by_filter"))
         except CollectionNotFoundError:
             pass
 
@@ -309,8 +310,11 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         await asyncio.to_thread(self.delete_nodes, node_ids, filters, **delete_kwargs)
 
     def clear(self) -> None:
-        """Delete the whole collection (a later ``add`` creates it again)."""
-        self._writable("clear")
+        """Delete the whole collection (a later ``add`` creates it again). Refused on a collection made elsewhere
+        (``fields=``): it may hold more than this store's nodes, and this package would not create it again."""
+        if self._fields is not None:
+            raise ValueError("clear() would drop a collection made elsewhere (fields=...) with everything in it; "
+                             "delete this store's nodes with delete_nodes() / delete(ref_doc_id) instead")
         self._adapter.drop_collection(self._client, self.collection_name)
 
     async def aclear(self) -> None:
@@ -331,7 +335,7 @@ class M3VectorStoreBase(BasePydanticVectorStore):
                 return []
         try:
             docs = self._adapter.get_documents(self._client, self.collection_name, ids=node_ids,
-                                               query_filter=neutral, **self._names)
+                                               query_filter=neutral, **self._names_for("get_documents"))
         except CollectionNotFoundError:
             return []
         return [to_node(d.key, d.text, d.metadata or {}) for d in docs]
@@ -349,7 +353,7 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         neutral = to_neutral_filter(filters)
         try:
             return self._adapter.count_documents(self._client, self.collection_name, query_filter=neutral,
-                                                 **self._names)
+                                                 **self._names_for("count_documents"))
         except CollectionNotFoundError:
             return 0
 
@@ -376,8 +380,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         query_output = self._encoder.encode_queries([query.query_str])  # the one forward pass of this query
         try:
             hits = self._adapter.hybrid_search(self._client, query.query_str, self.collection_name, self._encoder,
-                                               query_output=query_output, **search, **self._names,
-                                               **({"fields": self._fields} if self._fields is not None else {}))
+                                               query_output=query_output, **search,
+                                               **self._names_for("hybrid_search"))
         except CollectionNotFoundError:
             hits = []  # nothing stored (yet, or since clear())
         nodes = [hit_to_node(h) for h in hits]
@@ -446,8 +450,9 @@ class M3QdrantVectorStore(M3VectorStoreBase):
         batch_size: nodes per encode / upsert batch.
         cache_size: entries of the encoder output cache to turn on (if off); ``0`` / ``None`` leaves it.
         schema: Qdrant only: a ``QdrantSchema`` with the vector names and payload keys of the collection.
-        fields: ``QdrantFields`` / ``MilvusFields``: search a collection made elsewhere (dense + sparse, no
-            ColBERT; e.g. by langchain-qdrant or Milvus' BGE-M3 tutorial); such a store does not write.
+        fields: ``QdrantFields`` / ``MilvusFields``: a collection made elsewhere (dense + sparse, no ColBERT; e.g.
+            by langchain-qdrant or Milvus' BGE-M3 tutorial): nodes are written in its layout and searched as
+            dense + sparse; ``clear()`` is refused (it would drop their collection).
 
     Example:
         >>> enc = M3Encoder("BAAI/bge-m3")
@@ -477,8 +482,9 @@ class M3MilvusVectorStore(M3VectorStoreBase):
         batch_size: nodes per encode / upsert batch.
         cache_size: entries of the encoder output cache to turn on (if off); ``0`` / ``None`` leaves it.
         schema: Qdrant only: a ``QdrantSchema`` with the vector names and payload keys of the collection.
-        fields: ``QdrantFields`` / ``MilvusFields``: search a collection made elsewhere (dense + sparse, no
-            ColBERT; e.g. by langchain-qdrant or Milvus' BGE-M3 tutorial); such a store does not write.
+        fields: ``QdrantFields`` / ``MilvusFields``: a collection made elsewhere (dense + sparse, no ColBERT; e.g.
+            by langchain-qdrant or Milvus' BGE-M3 tutorial): nodes are written in its layout and searched as
+            dense + sparse; ``clear()`` is refused (it would drop their collection).
     """
 
     _adapter_kind: ClassVar[str] = "milvus"
