@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -227,6 +228,7 @@ class Target:
     has_config: bool = False
     api_key: str | None = field(default=None, repr=False)
     wait: float = 0.0  # --wait: seconds to wait for another process that has the embedded store open
+    fields: Any = None  # the names of a collection made elsewhere (QdrantFields / MilvusFields), if it is one
 
     @property
     def location(self) -> str:
@@ -238,7 +240,8 @@ def resolve_target(args: argparse.Namespace, *, for_index: bool) -> Target:
     config = load_config(db)
     has_config = config is not None
     if config is None:
-        if not for_index and not args.url:  # a server may hold collections indexed elsewhere
+        # a server, or an embedded store put there by other code, may hold collections indexed elsewhere
+        if not for_index and not args.url and not _embedded_data(db, args.store or "qdrant-edge"):
             raise CLIError(f"no index in {db} (run 'm3 index PATH' first, or pass --db DIR of an existing index)")
         config = IndexConfig()
     if args.store:
@@ -261,6 +264,13 @@ def resolve_target(args: argparse.Namespace, *, for_index: bool) -> Target:
     return Target(db=db, store=store, url=url, collection=collection, config=config, settings=settings,
                   has_config=has_config, api_key=resolve_secret(args, store, url),
                   wait=getattr(args, "wait", 0.0))
+
+
+def _embedded_data(db: Path, store: str) -> bool:
+    """Whether ``db`` holds the data of an embedded store (Qdrant Edge shards, a milvus-lite file)."""
+    if store == "milvus":
+        return (db / "milvus.db").exists()
+    return store == "qdrant-edge" and (db / "qdrant-edge").is_dir()
 
 
 def model_for(target: Target, requested: str | None, url: str | None = None) -> str:
@@ -292,17 +302,24 @@ def default_model() -> str:
     return DEFAULT_MODEL
 
 
-def count_chunks(module: Any, client: Any, collection: str, query_filter: Any = None) -> int | None:
+def count_chunks(module: Any, client: Any, collection: str, query_filter: Any = None, fields: Any = None
+                 ) -> int | None:
     """Number of stored chunks (``None`` if the collection does not exist)."""
     missing = getattr(module, "CollectionNotFoundError", LookupError)
+    names = fields_kwargs(module.count_documents, fields, "counting chunks")
     try:
-        return int(module.count_documents(client, collection_name=collection, query_filter=query_filter))
+        return int(module.count_documents(client, collection_name=collection, query_filter=query_filter, **names))
     except (LookupError, missing):
         return None
     except Exception as exc:
         if looks_missing(exc):
             return None
         raise
+
+
+def can_count(module: Any, fields: Any) -> bool:
+    """Whether the adapter counts the chunks of this collection (one made elsewhere needs ``fields=``)."""
+    return fields is None or "fields" in inspect.signature(module.count_documents).parameters
 
 
 def looks_missing(exc: Exception) -> bool:
@@ -319,9 +336,11 @@ def open_searchable(args: argparse.Namespace) -> tuple[Target, str, Any, Any]:
     target = resolve_target(args, for_index=False)
     model = model_for(target, args.model, encoder_url(args))
     module = adapter(target.store)
+    target.fields = collection_fields(args, target, module)
     client = open_client(target.store, target.db, target.url, target.api_key, target.wait)
     try:
-        if not count_chunks(module, client, target.collection):
+        if can_count(module, target.fields) and not count_chunks(module, client, target.collection,
+                                                                 fields=target.fields):
             raise CLIError(f"collection {target.collection!r} in {target.location} is empty or missing; "
                            "run 'm3 index PATH' first")
     except BaseException:
@@ -329,6 +348,85 @@ def open_searchable(args: argparse.Namespace) -> tuple[Target, str, Any, Any]:
         raise
     return target, model, module, client
 
+
+
+# ------------------------------------------------------------ collections made elsewhere (--dense-vector ...)
+FIELD_OPTIONS = (("dense_vector", "dense"), ("sparse_vector", "sparse"), ("text_key", "text"),
+                 ("metadata_key", "metadata"), ("id_key", "id"))
+"""The options naming a collection made elsewhere, and the ``QdrantFields`` / ``MilvusFields`` attribute of each."""
+
+
+def collection_fields(args: argparse.Namespace, target: Target, module: Any) -> Any:
+    """The names of the collection when it was made elsewhere (``QdrantFields`` / ``MilvusFields``), else ``None``.
+
+    From ``--dense-vector`` / ``--sparse-vector`` / ``--text-key`` / ``--metadata-key`` / ``--id-key`` (the others
+    default to the adapter's defaults: langchain-qdrant's layout on Qdrant, Milvus' BGE-M3 tutorial's on Milvus),
+    else from what ``m3.json`` recorded for the collection. Options that differ from the record are an error.
+    """
+    kind = getattr(module, "QdrantFields", None) or getattr(module, "MilvusFields", None)
+    given = {attr: getattr(args, option) for option, attr in FIELD_OPTIONS if getattr(args, option, None) is not None}
+    recorded = target.settings.get("fields")
+    if not given:
+        values = recorded
+    else:
+        values = {attr: getattr(kind(), attr) for _, attr in FIELD_OPTIONS}
+        values.update({attr: None if value == "" and attr in ("metadata", "id") else value
+                       for attr, value in given.items()})
+        if recorded is not None and recorded != values:
+            raise CLIError(f"collection {target.collection!r} in {target.location} was indexed with "
+                           f"{describe_fields(recorded)}, not {describe_fields(values)}; leave out the options "
+                           "(m3.json records them) or use another --collection")
+    if values is None:
+        return None
+    try:
+        return kind(**values)
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"{target.store} collection {target.collection!r}: {exc}") from None
+
+
+def describe_fields(values: dict[str, Any]) -> str:
+    """The options a field set is given with, as a user would type them."""
+    words = []
+    for option, attr in FIELD_OPTIONS:
+        value = values.get(attr)
+        words.append(f"--{option.replace('_', '-')} {json.dumps('' if value is None else value)}")
+    return " ".join(words)
+
+
+def fields_as_json(fields: Any) -> dict[str, Any]:
+    """What ``m3.json`` records of a collection made elsewhere."""
+    return {attr: getattr(fields, attr) for _, attr in FIELD_OPTIONS}
+
+
+def fields_kwargs(function: Any, fields: Any, what: str) -> dict[str, Any]:
+    """``{"fields": fields}`` for a store function that takes it; a ``CLIError`` naming the function when it does
+    not (that adapter cannot do ``what`` on a collection made elsewhere)."""
+    if fields is None:
+        return {}
+    if "fields" not in inspect.signature(function).parameters:
+        raise CLIError(f"{what} is not supported on a collection made elsewhere with this store: "
+                       f"{function.__module__}.{function.__name__} takes no fields=")
+    return {"fields": fields}
+
+
+def field_options() -> argparse.ArgumentParser:
+    """The options naming a collection made elsewhere (``m3 index``, ``search``, ``eval``, ``info``)."""
+    options = Parser(add_help=False)
+    group = options.add_argument_group(
+        "a collection made elsewhere (e.g. by langchain-qdrant or like Milvus' BGE-M3 tutorial; recorded in m3.json)")
+    group.add_argument("--dense-vector", metavar="NAME", default=None,
+                       help="its dense vector (Qdrant default: the unnamed one, '' names it too; Milvus default: "
+                            "dense_vector)")
+    group.add_argument("--sparse-vector", metavar="NAME", default=None,
+                       help="its sparse vector (default: langchain-sparse on Qdrant, sparse_vector on Milvus)")
+    group.add_argument("--text-key", metavar="KEY", default=None,
+                       help="the payload key / field of the text (default: page_content on Qdrant, text on Milvus)")
+    group.add_argument("--metadata-key", metavar="KEY", default=None,
+                       help="the payload key / JSON field of the metadata (default: metadata on Qdrant, none on "
+                            "Milvus; '': none: the rest of the payload / the other scalar fields)")
+    group.add_argument("--id-key", metavar="KEY", default=None,
+                       help="the payload key / field of the document id (default: none: the point id / primary key)")
+    return options
 
 
 # ------------------------------------------------------------------------------------------- parser

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ._common import CLIError, encoder_url, load_encoder, note, open_searchable
+from ._common import CLIError, encoder_url, field_options, fields_kwargs, load_encoder, note, open_searchable
 from ._store import close_client
 
 
@@ -27,19 +27,28 @@ def run(args: argparse.Namespace) -> int:
     try:
         encoder = load_encoder(model, args.device, args.dtype, encoder_url(args))
         encoded = encoder.encode_queries([queries[q] for q in query_ids])
+        names = fields_kwargs(module.hybrid_search, target.fields, "m3 eval")
 
         def search(i: int, setting: Setting) -> list[Any]:
             return module.hybrid_search(client, queries[query_ids[i]], collection_name=target.collection,
                                         encoder=encoder, limit=args.depth, mode=setting.mode, fusion=setting.fusion,
                                         weights=setting.weights, prefetch_limit=max(args.depth, 100),
-                                        query_output=encoded[i])
+                                        query_output=encoded[i], **names)
 
         def doc_id_of(hit: Any) -> str:
             return str((hit.metadata or {}).get("doc_id", hit.id))
 
         results: list[tuple[str, dict[str, float]]] = []
         for setting in default_settings(args.weights):
-            results.append((setting.name, evaluate(qrels, run_for(search, query_ids, setting, doc_id_of))))
+            if setting.mode == "colbert" and target.fields is not None:
+                note(f"{setting.name}: left out (a collection made elsewhere has no ColBERT vectors)")
+                continue
+            try:
+                results.append((setting.name, evaluate(qrels, run_for(search, query_ids, setting, doc_id_of))))
+            except ValueError as exc:
+                if "needs ColBERT vectors" not in str(exc):
+                    raise
+                note(f"{setting.name}: left out (the collection has no ColBERT vectors)")
         grid_results: list[tuple[tuple[float, float, float], dict[str, float]]] = []
         for weights in grid:
             setting = Setting("grid", "hybrid", "weighted", weights)
@@ -77,7 +86,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     from ..encoder.scoring import DEFAULT_WEIGHTS
     from ._common import parse_weights, positive
 
-    p = sub.add_parser("eval", parents=[common], help="nDCG@10 / recall@100 of each mode and fusion",
+    p = sub.add_parser("eval", parents=[common, field_options()], help="nDCG@10 / recall@100 of each mode and fusion",
                        description="Evaluate dense, sparse, ColBERT and the fusions on your own queries and "
                                    "relevance judgements (formats: docs/cli.md).")
     p.add_argument("--queries", required=True, metavar="FILE", help="queries: .jsonl {id, text} or .tsv id<TAB>text")

@@ -9,6 +9,7 @@ something to encode. ``--prune`` removes the chunks of files that no longer exis
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 import time
@@ -23,9 +24,13 @@ from ._common import (
     CLIError,
     Target,
     check_model,
+    collection_fields,
     count_chunks,
     display_source,
     encoder_url,
+    field_options,
+    fields_as_json,
+    fields_kwargs,
     load_encoder,
     model_for,
     note,
@@ -78,8 +83,8 @@ def _add(state: dict[str, StoredFile], docs: list[Any]) -> None:
             entry.expected = metadata["file_chunks"]
 
 
-def scan_index(module: Any, client: Any, collection: str, sources: list[str], *, everything: bool
-               ) -> dict[str, StoredFile]:
+def scan_index(module: Any, client: Any, collection: str, sources: list[str], *, everything: bool,
+               fields: Any = None) -> dict[str, StoredFile]:
     """``{source: StoredFile}`` for what ``collection`` holds, in one pass.
 
     One ``get_documents`` call returns every chunk on Qdrant. Where a store caps one answer (Milvus:
@@ -88,19 +93,20 @@ def scan_index(module: Any, client: Any, collection: str, sources: list[str], *,
     """
     from .._query import Condition
 
-    total = count_chunks(module, client, collection)
+    total = count_chunks(module, client, collection, fields=fields)
     if not total:
         return {}
+    names = fields_kwargs(module.get_documents, fields, "m3 index")
     state: dict[str, StoredFile] = {}
-    docs = module.get_documents(client, collection_name=collection)
+    docs = module.get_documents(client, collection_name=collection, **names)
     if len(docs) >= total:
         _add(state, docs)
         return state
 
     def fetch(batch: list[str]) -> None:
         flt = Condition("source", "in", batch)
-        found = module.get_documents(client, collection_name=collection, query_filter=flt)
-        if len(found) < module.count_documents(client, collection_name=collection, query_filter=flt):
+        found = module.get_documents(client, collection_name=collection, query_filter=flt, **names)
+        if len(found) < count_chunks(module, client, collection, flt, fields):
             if len(batch) == 1:
                 raise CLIError(f"{batch[0]} has more chunks than {type(client).__name__} returns in one answer")
             half = len(batch) // 2
@@ -115,7 +121,7 @@ def scan_index(module: Any, client: Any, collection: str, sources: list[str], *,
         known = set(sources)
         while True:
             others = Condition("source", "nin", sorted(known)) if known else None
-            found = module.get_documents(client, collection_name=collection, query_filter=others)
+            found = module.get_documents(client, collection_name=collection, query_filter=others, **names)
             new = sorted({d.metadata.get("source") for d in found} - known - {None})
             if not new:
                 break
@@ -141,6 +147,8 @@ def _gone(state: dict[str, StoredFile], roots: list[Path], present: set[str]) ->
 def run(args: argparse.Namespace) -> int:
     """``m3 index``: chunk, encode and store files; unchanged files are skipped, changed ones replaced."""
     started = time.perf_counter()
+    if args.no_colbert and (args.colbert_storage is not None or args.colbert_pool_factor is not None):
+        raise CLIError("--no-colbert stores no ColBERT rows: leave out --colbert-storage / --colbert-pool-factor")
     target = resolve_target(args, for_index=True)
     # chunk settings: the command line, else what this collection was built with, else the defaults
     for name, default in (("chunk_tokens", DEFAULT_CHUNK_TOKENS), ("chunk_overlap", DEFAULT_CHUNK_OVERLAP),
@@ -166,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
         # a new collection always needs the model: fail before any store is touched
         check_model(model, encoder_url(args))
     module = adapter(target.store)
+    target.fields = collection_fields(args, target, module)
+    if target.fields is not None:
+        _check_foreign(args, target, module)
     created = not target.db.exists()
     try:
         client = open_client(target.store, target.db, target.url, target.api_key, target.wait)
@@ -191,8 +202,12 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
                     f"chunker={CHUNKER_VERSION}")
     sources = [f.source for f in files]
     with progress.phase("scan", len(files), "file") as phase:
-        state = scan_index(module, client, target.collection, sources, everything=args.prune)
-        exists = bool(state) or count_chunks(module, client, target.collection) is not None
+        state = scan_index(module, client, target.collection, sources, everything=args.prune, fields=target.fields)
+        exists = bool(state) or count_chunks(module, client, target.collection, fields=target.fields) is not None
+        if target.fields is not None and not exists:
+            raise CLIError(f"collection {target.collection!r} does not exist in {target.location}: --dense-vector / "
+                           "--sparse-vector / --text-key / --metadata-key name an existing collection made elsewhere; "
+                           "leave them out to create one in this package's layout")
         plans: list[_FilePlan] = []
         unchanged = 0
         failed: list[tuple[str, str]] = []
@@ -273,8 +288,11 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
         "model": model, "chunk_tokens": args.chunk_tokens, "chunk_overlap": args.chunk_overlap,
         "text_field": args.text_field,
     }
+    if target.fields is not None:
+        target.config.collections[target.collection]["fields"] = fields_as_json(target.fields)
     save_config(target.db, target.config)
 
+    from .._errors import CollectionNotFoundError, SchemaMismatchError
     from .._ingest import Document, IngestError
 
     failed_ids: set[str] = set()
@@ -291,9 +309,14 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
             else:
                 module.upsert_documents(client, documents(), collection_name=target.collection, encoder=encoder,
                                         batch_size=args.batch_size, show_progress=False,
-                                        **_colbert_settings(module, args))
+                                        **_colbert_settings(module, args),
+                                        **fields_kwargs(module.upsert_documents, target.fields, "m3 index"))
         except IngestError as exc:
             failed_ids = set(exc.failed_ids)
+        except (SchemaMismatchError, CollectionNotFoundError) as exc:  # checked before anything was written
+            if not exists:
+                _restore(config_file, previous)
+            raise CLIError(str(exc)) from None
         except KeyboardInterrupt:
             raise CLIError(f"interrupted while storing {total} chunks: the index holds part of them; run the same "
                            "'m3 index' again to finish (stored chunks are not duplicated)") from None
@@ -310,7 +333,8 @@ def _index(args: argparse.Namespace, target: Target, module: Any, client: Any, f
     for plan in complete:
         if plan.state != "new":  # drop chunks of the old content (a file that got shorter keeps none)
             stale = AllOf((Condition("source", "eq", plan.file.source), Condition("content_hash", "ne", plan.digest)))
-            module.delete_by_filter(client, stale, collection_name=target.collection)
+            module.delete_by_filter(client, stale, collection_name=target.collection,
+                                    **fields_kwargs(module.delete_by_filter, target.fields, "m3 index"))
             replaced += state[plan.file.source].chunks if plan.file.source in state else 0
     files_summary = summary["files"]
     files_summary["indexed"] = len(complete)
@@ -332,7 +356,8 @@ def _prune(args: argparse.Namespace, target: Target, module: Any, client: Any, s
     gone = _gone(state, roots, present)
     for i in range(0, len(gone), SOURCE_BATCH):
         module.delete_by_filter(client, Condition("source", "in", gone[i:i + SOURCE_BATCH]),
-                                collection_name=target.collection)
+                                collection_name=target.collection,
+                                **fields_kwargs(module.delete_by_filter, target.fields, "m3 index --prune"))
     return len(gone), sum(state[s].chunks for s in gone)
 
 
@@ -425,22 +450,44 @@ def _ray_ingest(args: argparse.Namespace, target: Target, module: Any, client: A
 
 
 def _colbert_settings(module: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The ColBERT storage options of ``m3 index`` as the store module takes them (none: the collection's)."""
+    """The ColBERT options of ``m3 index`` as the store module takes them (none: the collection's)."""
     storage, pool = args.colbert_storage, args.colbert_pool_factor
-    if storage is None and pool is None:
+    without = True if getattr(args, "no_colbert", False) else None
+    if storage is None and pool is None and without is None:
         return {}
+    if without and (storage is not None or pool is not None):
+        raise CLIError("--no-colbert stores no ColBERT rows: leave out --colbert-storage / --colbert-pool-factor")
     if module.__name__.endswith(".qdrant"):
         from ..qdrant import QdrantSchema
 
-        return {"schema": QdrantSchema(colbert_storage=storage, colbert_pool_factor=pool)}
-    return {"colbert_storage": storage, "colbert_pool_factor": pool}
+        return {"schema": QdrantSchema(colbert_storage=storage, colbert_pool_factor=pool,
+                                       with_colbert=False if without else None)}
+    options: dict[str, Any] = {"colbert_storage": storage, "colbert_pool_factor": pool}
+    if without:
+        if "with_colbert" not in inspect.signature(module.upsert_documents).parameters:
+            raise CLIError("--no-colbert is not supported by this store's adapter")
+        options["with_colbert"] = False
+    return options
+
+
+def _check_foreign(args: argparse.Namespace, target: Target, module: Any) -> None:
+    """Refuse, before anything is read or loaded, what ``m3 index`` cannot do on a collection made elsewhere."""
+    for option, given in (("--colbert-storage", args.colbert_storage), ("--colbert-pool-factor",
+                                                                          args.colbert_pool_factor),
+                          ("--no-colbert", args.no_colbert or None), ("--ray", args.ray or None)):
+        if given is not None:
+            raise CLIError(f"{option} does not apply to a collection made elsewhere (--dense-vector / --sparse-vector"
+                           " / --text-key / --metadata-key): it is written in its own layout, dense + sparse only")
+    for function in ("upsert_documents", "get_documents", "count_documents", "delete_by_filter"):
+        fields_kwargs(getattr(module, function), target.fields,
+                      f"m3 index into a {target.store} collection made elsewhere")
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``m3 index`` to the sub-command parsers."""
     from ._common import non_negative, positive
 
-    p = sub.add_parser("index", parents=[common], help="index files (PDF, DOCX, PPTX, HTML, Markdown, text, code, "
-                                                       "notebooks, JSON/JSONL/CSV/TSV)",
+    p = sub.add_parser("index", parents=[common, field_options()],
+                       help="index files (PDF, DOCX, PPTX, HTML, Markdown, text, code, notebooks, JSON/JSONL/CSV/TSV)",
                        description="Extract, chunk, encode and store files. Re-running skips unchanged files "
                                    "(without loading the model) and replaces the chunks of changed ones. Hidden, "
                                    ".gitignored and binary files are skipped.")
@@ -468,6 +515,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--colbert-pool-factor", type=positive, default=None, metavar="N",
                    help="token pooling of documents' ColBERT rows: keep rows // N (default 1 = off; recorded with "
                         "the index)")
+    p.add_argument("--no-colbert", action="store_true",
+                   help="a new collection of dense + sparse vectors only (recorded with it: search needs no flag; "
+                        "hybrid fuses dense + sparse, --mode colbert is refused)")
     p.add_argument("--ray", action="store_true",
                    help="encode on a Ray actor pool (pip install 'm3-integrations[ray]'); same chunks and ids")
     p.add_argument("--ray-address", default=None, metavar="ADDR",

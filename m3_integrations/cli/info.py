@@ -7,7 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._common import count_chunks, default_model, normalise_model, resolve_target
+from ._common import (
+    can_count,
+    collection_fields,
+    count_chunks,
+    default_model,
+    describe_fields,
+    field_options,
+    fields_as_json,
+    normalise_model,
+    resolve_target,
+)
 from ._store import adapter, close_client, list_collections, load_config, open_client
 
 
@@ -55,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         info.update(model=model, model_status=_model_status(model), store=target.store, location=target.location,
                     default_collection=target.collection)
         module = adapter(target.store)
+        given = collection_fields(args, target, module)  # the options / record of the --collection
         client = open_client(target.store, target.db, target.url, target.api_key, target.wait)
         try:
             names = list(target.config.collections)
@@ -64,8 +75,15 @@ def run(args: argparse.Namespace) -> int:
                     names.append(name)
             known = set(target.config.collections)
             for name in names:
+                recorded = target.config.collections.get(name, {}).get("fields")
+                fields = given if name == target.collection else (
+                    collection_fields(argparse.Namespace(), _with_settings(target, name), module) if recorded else None)
+                if not can_count(module, fields):  # the adapter cannot count a collection in that layout
+                    collections.append({"name": name, "count": None, "count_unknown": True,
+                                        **target.config.collections.get(name, {}), "fields": fields_as_json(fields)})
+                    continue
                 try:
-                    count = count_chunks(module, client, name)
+                    count = count_chunks(module, client, name, fields=fields)
                 except Exception:
                     if name in known:
                         raise
@@ -74,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 entry = {"name": name, "count": count}
                 entry.update({k: v for k, v in target.config.collections.get(name, {}).items()})
+                if fields is not None:
+                    entry["fields"] = fields_as_json(fields)
                 collections.append(entry)
         finally:
             close_client(client)
@@ -91,10 +111,12 @@ def run(args: argparse.Namespace) -> int:
     if info.get("store"):
         rows.append(("store", f"{info['store']} ({info['location']})"))
     for entry in collections:
-        count = "missing" if entry["count"] is None else f"{entry['count']} chunks"
+        count = ("count unknown" if entry.get("count_unknown") else "missing" if entry["count"] is None
+                 else f"{entry['count']} chunks")
         extra = f", model {entry['model']}" if entry.get("model") and entry["model"] != info["model"] else ""
         default = " (default)" if entry["name"] == info.get("default_collection") else ""
-        rows.append(("collection", f"{entry['name']}: {count}{extra}{default}"))
+        made = f"; made elsewhere: {describe_fields(entry['fields'])}" if entry.get("fields") else ""
+        rows.append(("collection", f"{entry['name']}: {count}{extra}{default}{made}"))
     for key, value in rows:
         print(f"{key + ':':<17}{value}")
     return 0
@@ -103,6 +125,14 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add ``m3 info`` to the sub-command parsers."""
-    p = sub.add_parser("info", parents=[common], help="model, device, dtype, store, collections and counts")
+    p = sub.add_parser("info", parents=[common, field_options()],
+                       help="model, device, dtype, store, collections and counts")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(func=run)
+
+
+def _with_settings(target: Any, name: str) -> Any:
+    """``target`` for another of its collections (its recorded settings)."""
+    from dataclasses import replace
+
+    return replace(target, collection=name, settings=dict(target.config.collections.get(name, {})))

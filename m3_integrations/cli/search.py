@@ -7,7 +7,17 @@ import json
 import shutil
 from typing import Any
 
-from ._common import CLIError, display_source, encoder_url, load_encoder, location_of, open_searchable, parse_where
+from ._common import (
+    CLIError,
+    display_source,
+    encoder_url,
+    field_options,
+    fields_kwargs,
+    load_encoder,
+    location_of,
+    open_searchable,
+    parse_where,
+)
 from ._store import close_client
 
 
@@ -47,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         hits = module.hybrid_search(client, args.query, collection_name=target.collection, encoder=encoder,
                                     limit=args.k, mode=args.mode, fusion=args.fusion, weights=args.weights,
                                     prefetch_limit=max(args.prefetch_limit, args.k),
-                                    query_filter=parse_where(args.where))
+                                    query_filter=parse_where(args.where),
+                                    **fields_kwargs(module.hybrid_search, target.fields, "m3 search"))
     finally:
         close_client(client)
     if args.json:
@@ -65,7 +76,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     from ..encoder.scoring import DEFAULT_WEIGHTS
     from ._common import parse_weights, positive
 
-    p = sub.add_parser("search", parents=[common], help="search the index",
+    p = sub.add_parser("search", parents=[common, field_options()], help="search the index",
                        description="Search with per-mode scores (dense, sparse, ColBERT) and the source of each hit.")
     p.add_argument("query", help="the query text")
     p.add_argument("-k", "--limit", dest="k", type=positive, default=10, help="number of hits (default 10)")
