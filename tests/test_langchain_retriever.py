@@ -33,6 +33,17 @@ BY_ID = {d.id: d for d in CORPUS}
 BACKENDS = ["qdrant-memory", "qdrant-edge", "milvus-lite"]
 
 
+@pytest.fixture(autouse=True)
+def no_output_cache(encoder):
+    """The forward-pass counts below need the shared encoder without the output cache that other test files (the
+    LlamaIndex stores) turn on: a query another parameter asked before would then cost no pass at all."""
+    size = encoder.cache_size
+    encoder.disable_cache()
+    yield
+    if size is not None:
+        encoder.enable_cache(size)
+
+
 def make_client(kind: str, directory):
     if kind == "qdrant-memory":
         from qdrant_client import QdrantClient
