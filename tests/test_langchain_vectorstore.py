@@ -228,3 +228,40 @@ def test_store_kwargs_reach_the_store_functions(encoder):
     assert set(info.config.params.vectors) == {"d", "c"}
     assert store.similarity_search("named", k=1)[0].id == "n"
     assert store.get_by_ids(["n"])[0].page_content == "named vectors"
+
+
+def test_names_reach_every_call_and_a_milvus_collection_made_elsewhere(tmp_path, encoder):
+    """``fields=`` goes to each Milvus function that takes it (writes and searches of a collection made like Milvus'
+    BGE-M3 tutorial); one that takes none is an error naming it, never a call in the package's own layout."""
+    import inspect
+
+    from pymilvus import DataType, MilvusClient
+
+    from m3_integrations import milvus
+    from m3_integrations.milvus import MilvusFields
+    from m3_integrations.qdrant import QdrantSchema
+
+    client = MilvusClient(str(tmp_path / "t.db"))
+    schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=512)
+    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=encoder.dim)
+    index = client.prepare_index_params()
+    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
+    client.create_collection("hybrid_demo", schema=schema, index_params=index)
+    store = M3VectorStore(client, "hybrid_demo", encoder, fields=MilvusFields(dense="dense_vector",
+                                                                              sparse="sparse_vector"))
+    texts = ["Tides follow the moon.", "Sourdough needs a starter."]
+    store.add_texts(texts)
+    store.add_texts(texts)  # again: nothing duplicated
+    assert client.query("hybrid_demo", output_fields=["count(*)"])[0]["count(*)"] == 2
+    assert {d.page_content for d in store.similarity_search("moon tides", k=2)} == set(texts)
+    assert {d.page_content for d in store.similarity_search("moon tides", k=2, fusion="rrf")} == set(texts)
+    if "fields" not in inspect.signature(milvus.get_documents).parameters:
+        with pytest.raises(ValueError, match="get_documents does not take fields="):
+            store.get_by_ids(["1"])
+    with pytest.raises(TypeError, match="schema= names the vectors of a Qdrant collection"):
+        M3HybridRetriever(client=client, collection_name="hybrid_demo", encoder=encoder, schema=QdrantSchema())
+    client.close()
