@@ -32,6 +32,12 @@ from .types import M3Output
 
 logger = logging.getLogger(__name__)
 
+# On CPU a batch of 2048 tokens keeps the largest activation (the FFN's, 2048 x 4096 fp32 = 32 MiB) within glibc's
+# largest mmap threshold, so freed activations are reused from the heap instead of being fresh zeroed pages on every
+# layer, and the GEMMs still run at full speed (M = 2048). 8192 spent ~10% of an encode in page faults and was 25%
+# slower on a 2-core EPYC (docs/benchmarks.md, section 1).
+CPU_BATCH_TOKENS = 2048
+
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
     "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
@@ -81,7 +87,7 @@ class M3Encoder(EncodeVariants):
         device: ``None`` picks CUDA when available, else CPU.
         dtype: ``None`` picks bf16 (fp16 where bf16 is unsupported) on GPU and fp32 on CPU.
         max_batch_tokens: padded tokens per forward pass (memory follows this, not the text count);
-            default 8192 on CPU, 32768 on GPU.
+            default 2048 on CPU (``CPU_BATCH_TOKENS``), 32768 on GPU.
         max_batch_size: most texts per forward pass.
         query_max_length: default truncation length of ``encode_queries``.
         document_max_length: default truncation length of ``encode`` and ``encode_documents``.
@@ -131,7 +137,7 @@ class M3Encoder(EncodeVariants):
         self._backend = tok.backend_tokenizer
         self._backend.no_truncation()
         self._backend.no_padding()
-        self.max_batch_tokens = max_batch_tokens or (32768 if self.device.type == "cuda" else 8192)
+        self.max_batch_tokens = max_batch_tokens or (32768 if self.device.type == "cuda" else CPU_BATCH_TOKENS)
         self.max_batch_size = max_batch_size
         self.query_max_length = self._check_max_length(query_max_length)
         self.document_max_length = self._check_max_length(document_max_length)
