@@ -173,6 +173,9 @@ def test_llama_index_store_searches_it_and_takes_a_schema(made_by_langchain, enc
     assert store.get_nodes([node_id]) == [] and store.count() == len(TEXTS)
     with pytest.raises(ValueError, match="clear.. would drop a collection made elsewhere"):
         store.clear()
+    # the names survive to_dict / from_dict (a store rebuilt without them would read the wrong layout)
+    again = M3QdrantVectorStore.from_dict(store.to_dict(), client=made_by_langchain.client, encoder=encoder)
+    assert again.query(q).ids == result.ids
     # a collection of this package's layout under other names: the names reach every store call
     client = QdrantClient(":memory:")
     schema = QdrantSchema(dense="d", sparse="s", colbert="c", text_key="body", metadata_key="meta", id_key="key")
@@ -181,6 +184,7 @@ def test_llama_index_store_searches_it_and_takes_a_schema(made_by_langchain, enc
     assert set(client.get_collection("named").config.params.vectors) == {"d", "c"}
     assert [n.node_id for n in named.get_nodes(["n1"])] == ["n1"] and named.count() == 1
     assert named.query(VectorStoreQuery(query_str="named", similarity_top_k=1, mode=VectorStoreQueryMode.HYBRID)).ids
+    assert M3QdrantVectorStore.from_params(named.to_dict(), client=client, encoder=encoder).count() == 1
     named.delete_nodes(["n1"])
     assert named.count() == 0
     with pytest.raises(TypeError, match="QdrantSchema"):

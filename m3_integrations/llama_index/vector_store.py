@@ -21,6 +21,7 @@ Since the sum of the weights does not change, weighted-fusion scores stay on the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from types import ModuleType
@@ -83,8 +84,21 @@ def alpha_to_weights(alpha: float | None, weights: Sequence[float] = DEFAULT_WEI
     return (alpha * total, (1.0 - alpha) * total, w_c)
 
 
+def _from_dict(adapter: ModuleType, value: Any) -> Any:
+    """A ``schema`` / ``fields`` as ``to_dict()`` writes it (``{"class": ..., attributes}``) back as the object."""
+    if not isinstance(value, dict) or "class" not in value:
+        return value
+    data = dict(value)
+    kind = getattr(adapter, str(data.pop("class")), None)
+    if kind not in (getattr(adapter, "QdrantSchema", None), getattr(adapter, "QdrantFields", None),
+                    getattr(adapter, "MilvusFields", None)) or kind is None:
+        raise TypeError(f"{value['class']!r} is not a collection layout of {adapter.__name__}")
+    return kind(**data)
+
+
 def _check_names(adapter: ModuleType, schema: Any, fields: Any) -> dict[str, Any]:
     """The names keywords of the store functions: ``schema`` (Qdrant) or ``fields``, checked against the adapter."""
+    schema, fields = _from_dict(adapter, schema), _from_dict(adapter, fields)
     if fields is not None:
         kind = getattr(adapter, "QdrantFields", None) or getattr(adapter, "MilvusFields", None)
         if not isinstance(fields, kind):
@@ -194,9 +208,12 @@ class M3VectorStoreBase(BasePydanticVectorStore):
 
     # ------------------------------------------------------------------------------------ serialization
     def to_dict(self, **kwargs: Any) -> dict[str, Any]:
-        """The store's settings (and ``encoder_model``, the encoder's model name when it is a local one). The
-        client is not in it: pass it again to ``from_dict`` / ``from_json`` / ``from_params``."""
+        """The store's settings (and ``encoder_model``, the encoder's model name when it is a local one, and the
+        collection's ``schema`` / ``fields``). The client is not in it: pass it again to ``from_dict`` /
+        ``from_json`` / ``from_params``."""
         data = super().to_dict(**kwargs)
+        for key, value in self._names.items():  # the collection's names: rebuilt by from_dict
+            data[key] = {"class": type(value).__name__, **dataclasses.asdict(value)}
         model = getattr(self._encoder, "model_name", None) if isinstance(self._encoder, M3Encoder) else None
         if model is not None:
             data["encoder_model"] = str(model)
