@@ -278,7 +278,9 @@ def search_program(name: str, plan: QueryPlan, q: M3Output, query_filter: Any, f
     native = native_filter(query_filter, fields)
     qs = None if q.sparse is None else {int(t): float(w) for t, w in q.sparse[0].items() if w > 0}
     queries = {
-        "dense": None if q.dense is None else Nearest(fields.dense, "dense", np.asarray(q.dense[0], dtype=np.float32)),
+        # the unnamed vector is asked for without a name (``using=None``), as qdrant-client's own calls do
+        "dense": None if q.dense is None else Nearest(fields.dense or None, "dense",
+                                                      np.asarray(q.dense[0], dtype=np.float32)),
         "sparse": None if not qs else Nearest(fields.sparse, "sparse", (list(qs), list(qs.values()))),
     }
 
