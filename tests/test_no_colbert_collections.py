@@ -127,3 +127,20 @@ async def test_async_client(encoder):
     with pytest.raises(ValueError, match="needs ColBERT vectors"):
         await ahybrid_search(client, "x", "nc", encoder, mode="colbert")
     await client.close()
+
+
+def test_encoded_writer_writes_no_colbert(tmp_path, encoder):
+    """The writer of encoded batches (Ray ingest) on such a collection: pool factor 1, no ColBERT rows written."""
+    from m3_integrations._ingest import Document
+    from m3_integrations.qdrant.documents import EncodedWriter
+
+    store = QdrantEdgeStore(tmp_path / "edge")
+    writer = EncodedWriter(store, "nc", encoder.dim, schema=NO_COLBERT)
+    assert writer.prepare() == 1
+    docs = [Document(text=t) for t in TEXTS]
+    writer.write(docs, encoder.encode_documents(TEXTS))  # ColBERT rows given are not written
+    writer.finish()
+    assert set(store.describe("nc").vectors) == {"dense"} and count_documents(store, "nc") == 4
+    again = EncodedWriter(store, "nc", encoder.dim)  # no flag: the collection records it
+    assert again.prepare() == 1 and again.colbert is False
+    store.close()

@@ -130,7 +130,7 @@ def _ensure_collection(backend: Any, name: str, schema: QdrantSchema, dim: int, 
         logger.warning("recreate=True: deleting collection %r", name)
         backend.drop(name)
     backend.create(name, schema, dim)
-    return schema.for_new_collection().colbert_pool_factor, schema.with_colbert is not False
+    return schema.for_new_collection().colbert_pool_factor or 1, schema.with_colbert is not False
 
 
 def _document_encoder(encoder: Any, pool_factor: int, colbert: bool = True) -> Callable[[list[str]], M3Output]:
@@ -350,7 +350,7 @@ async def aupsert_documents(
 
         return await asyncio.to_thread(_ingest_fields, call, documents, name, encoder, fields, batch_size,
                                        show_progress, skip_unchanged)
-    pool_factor, colbert = schema.for_new_collection().colbert_pool_factor, schema.with_colbert is not False
+    pool_factor, colbert = schema.for_new_collection().colbert_pool_factor or 1, schema.with_colbert is not False
     if await backend.exists(name):
         if recreate:
             logger.warning("recreate=True: deleting collection %r", name)
