@@ -83,6 +83,14 @@ def test_qdrant_edge_shard_made_elsewhere(tmp_path, docs, encoder, tiny_model_di
     assert all(set(h["scores"]) == {"dense", "sparse"} for h in hits)
     code, out, err = run(["search", "moon tides", "--db", db, "--mode", "colbert"])
     assert code == 1 and "needs ColBERT vectors" in err
+    (tmp_path / "q.tsv").write_text("q1\tfox and dog\n", encoding="utf-8")
+    (tmp_path / "qrels.trec").write_text("q1 0 2 1\n", encoding="utf-8")  # point 2: their fox sentence
+    code, out, err = run(["eval", "--db", db, "--queries", tmp_path / "q.tsv", "--qrels", tmp_path / "qrels.trec",
+                          "--json"])
+    assert code == 0, err
+    settings = {r["setting"] for r in json.loads(out)["results"]}
+    assert "dense" in settings and not any("colbert" == s for s in settings)
+    assert "left out (a collection made elsewhere has no ColBERT vectors)" in err
     # re-running changes nothing; a changed file replaces its chunk, nothing is duplicated
     code, out, err = run(["index", docs, "--db", db, "--no-progress"])
     assert code == 0 and "nothing to do" in out, err
