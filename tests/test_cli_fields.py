@@ -115,21 +115,26 @@ def test_qdrant_edge_shard_made_elsewhere(tmp_path, docs, encoder, tiny_model_di
     assert code == 1 and "'missing' does not exist" in err
 
 
-def test_no_colbert_index(tmp_path, docs, tiny_model_dir):
+@pytest.mark.parametrize("store", ["qdrant-edge", "milvus"])
+def test_no_colbert_index(tmp_path, docs, tiny_model_dir, store):
     db = tmp_path / "idx"
-    code, _, err = run(["index", docs, "--db", db, "--model", tiny_model_dir, "--no-colbert", "--no-progress"])
+    code, _, err = run(["index", docs, "--db", db, "--store", store, "--model", tiny_model_dir, "--no-colbert",
+                        "--no-progress"])
     assert code == 0, err
-    from m3_integrations.qdrant import QdrantEdgeStore
+    if store == "qdrant-edge":
+        from m3_integrations.qdrant import QdrantEdgeStore
 
-    store = QdrantEdgeStore(db / "qdrant-edge")
-    try:
-        [name] = store.list_collections()
-        assert set(store.describe(name).vectors) == {"dense"} and store.describe(name).recorded == {"colbert": False}
-    finally:
-        store.close()
+        edge = QdrantEdgeStore(db / "qdrant-edge")
+        try:
+            [name] = edge.list_collections()
+            assert set(edge.describe(name).vectors) == {"dense"} and edge.describe(name).recorded == {"colbert": False}
+        finally:
+            edge.close()
     code, out, err = run(["search", "moon tides", "--db", db, "--json", "-k", "1"])
     assert code == 0, err
     assert "Tides" in json.loads(out)[0]["text"] and set(json.loads(out)[0]["scores"]) == {"dense", "sparse"}
+    code, _, err = run(["search", "moon tides", "--db", db, "--mode", "colbert"])
+    assert code == 1 and "ColBERT" in err
     code, _, err = run(["index", docs, "--db", db, "--no-colbert", "--colbert-storage", "8bit", "--no-progress"])
     assert code == 1 and "--no-colbert stores no ColBERT rows" in err
 
