@@ -16,13 +16,13 @@ from typing import Any
 import numpy as np
 
 from .._errors import SchemaMismatchError
-from .._ingest import Document, nonempty_documents, point_id, run_ingest
+from .._ingest import Document, IngestError, nonempty_documents, point_id, run_ingest
 from ..encoder.types import M3Output
 from ._colbert import MAX_QUERY_ROWS
 from ._driver import Program, call, run_async, run_sync
 from ._filters import Filter, literal
 from ._schema import server_caps
-from .fields import _VECTOR_TYPES, ForeignInfo, MilvusFields, open_foreign
+from .fields import _VECTOR_TYPES, ForeignInfo, MilvusFields, metadata_of, open_foreign
 
 logger = logging.getLogger(__name__)
 
@@ -199,9 +199,7 @@ def make_row(w: WriteInfo, doc: Document, output: M3Output, i: int) -> dict[str,
 
 
 def _stored_metadata(w: WriteInfo, row: dict[str, Any]) -> dict[str, Any]:
-    if w.fields.metadata is not None:
-        return dict(row.get(w.fields.metadata) or {})
-    return {k: row[k] for k in w.scalars if row.get(k) is not None}
+    return metadata_of(w.info, row)  # what get_documents and searches give back
 
 
 def _same(w: WriteInfo, doc: Document, row: dict[str, Any]) -> bool:
@@ -213,7 +211,8 @@ def _same(w: WriteInfo, doc: Document, row: dict[str, Any]) -> bool:
 def lookup(w: WriteInfo, values: list[Any]) -> Program:
     """The stored rows whose identity field is one of ``values``, by value (several rows where a value repeats)."""
     outputs = list(dict.fromkeys([w.info.pk, w.identity, w.fields.text,
-                                  *([w.fields.metadata] if w.fields.metadata else w.scalars)]))
+                                  *([w.fields.metadata] if w.fields.metadata else w.scalars),
+                                  *(["$meta"] if w.info.dynamic else [])]))
     found: dict[Any, list[dict[str, Any]]] = {}
     chunk: list[Any] = []
     size = 0
@@ -250,15 +249,29 @@ def _warn_kept(w: WriteInfo, kept: list[Document]) -> None:
             len(kept), w.name, kept[0].key)
 
 
-def unchanged_program(w: WriteInfo, batch: list[Document]) -> Program:
+def key_of(w: WriteInfo, doc: Document) -> str | None:
+    """The key ``upsert_documents`` returns for a document, where it follows from the document: the value of the
+    key field (``fields.id``, else the primary key) that ``Hit.id`` and ``get_documents`` give back. ``None``: an
+    auto-id primary key, known once the row is stored."""
+    if w.fields.id not in (None, w.info.pk) or (not w.auto_id and w.pk_max is not None):
+        return doc.key
+    if not w.auto_id:
+        return str(pk_value(w, doc))
+    return None
+
+
+def unchanged_program(w: WriteInfo, batch: list[Document], assigned: dict[str, str] | None = None) -> Program:
     """Keys of the batch's documents already stored as they are (not encoded again). Where the text is the only
-    identity, every document whose text is stored counts (its row is kept; see ``write_program``)."""
+    identity, every document whose text is stored counts (its row is kept; see ``write_program``). ``assigned``
+    gets the stored primary key of each such document (its key, for a collection without an id field)."""
     found = yield from lookup(w, [_identity(w, d) for d in batch])
     same, kept = set(), []
     for doc in batch:
         rows = found.get(_identity(w, doc), [])
         if w.identity == w.fields.text and rows:
             same.add(doc.key)
+            if assigned is not None:
+                assigned[doc.key] = str(rows[0][w.info.pk])
             if not any(_same(w, doc, r) for r in rows):
                 kept.append(doc)
         elif len(rows) == 1 and _same(w, doc, rows[0]):
@@ -267,8 +280,10 @@ def unchanged_program(w: WriteInfo, batch: list[Document]) -> Program:
     return same
 
 
-def write_program(w: WriteInfo, batch: list[Document], output: M3Output) -> Program:
-    """Write one encoded batch (see the ``fields`` module docstring for the three identities)."""
+def write_program(w: WriteInfo, batch: list[Document], output: M3Output, assigned: dict[str, str] | None = None
+                  ) -> Program:
+    """Write one encoded batch (see the ``fields`` module docstring for the three identities); ``assigned`` gets the
+    primary key of each document where the text is its only identity (Milvus gives it on insert)."""
     rows = [make_row(w, doc, output, i) for i, doc in enumerate(batch)]
     if not w.auto_id:  # the writer sets the primary key: an upsert replaces the previous row
         yield call("upsert", w.name, data=rows)
@@ -278,15 +293,20 @@ def write_program(w: WriteInfo, batch: list[Document], output: M3Output) -> Prog
     if w.identity == w.fields.text:
         new: dict[str, dict[str, Any]] = {}
         kept = []
+        pks: dict[str, str] = {}
         for doc, ident, row in zip(batch, idents, rows, strict=True):
             if ident in found:
+                pks[ident] = str(found[ident][0][w.info.pk])
                 if not any(_same(w, doc, r) for r in found[ident]):
                     kept.append(doc)
             else:
                 new[ident] = row  # the same text twice in one batch: one row (the last, as a re-run would do)
         _warn_kept(w, kept)
         if new:
-            yield call("insert", w.name, data=list(new.values()))
+            result = yield call("insert", w.name, data=list(new.values()))
+            pks.update(zip(new, (str(i) for i in _inserted_ids(result)), strict=False))
+        if assigned is not None:
+            assigned.update({doc.key: pks[ident] for doc, ident in zip(batch, idents, strict=True) if ident in pks})
         return
     # an id field: the new row first, then the id's previous rows (an interrupted write leaves an extra row,
     # which the next run of the same ingest removes; never a document without a row)
@@ -294,6 +314,13 @@ def write_program(w: WriteInfo, batch: list[Document], output: M3Output) -> Prog
     old = [r[w.info.pk] for ident in dict.fromkeys(idents) for r in found.get(ident, [])]
     if old:
         yield call("delete", w.name, **Filter("", {}, w.templates).and_in(w.info.pk, old).kwargs())
+
+
+def _inserted_ids(result: Any) -> list[Any]:
+    try:
+        return list(result["ids"])
+    except (KeyError, TypeError):  # an engine that does not say: the keys stay the documents' own
+        return []
 
 
 def finish_program(client: Any, w: WriteInfo) -> Program:
@@ -316,9 +343,29 @@ def _ingest(w: WriteInfo, docs: Iterable[Document], encoder: Any, run: Callable[
             check_text(w, text)
         return encoder.encode_documents(texts, return_colbert=False)
 
-    return run_ingest(docs, encode, lambda batch, out: run(write_program(w, batch, out)), batch_size=batch_size,
-                      show_progress=show_progress, transient=transient,
-                      unchanged=(lambda batch: run(unchanged_program(w, batch))) if skip_unchanged else None)
+    assigned: dict[str, str] = {}  # document key -> the auto-id primary key its row got
+
+    def key(doc_key: str) -> str:
+        return assigned.get(doc_key, doc_key)
+
+    def write(batch: list[Document], out: M3Output) -> None:
+        for doc in batch:
+            if (k := key_of(w, doc)) is not None:
+                assigned[doc.key] = k
+        run(write_program(w, batch, out, assigned))
+
+    def unchanged(batch: list[Document]) -> set[str]:
+        for doc in batch:
+            if (k := key_of(w, doc)) is not None:
+                assigned[doc.key] = k
+        return run(unchanged_program(w, batch, assigned)) if skip_unchanged else set()
+
+    try:
+        keys = run_ingest(docs, encode, write, batch_size=batch_size, show_progress=show_progress,
+                          transient=transient, unchanged=unchanged)
+    except IngestError as exc:
+        raise IngestError(str(exc), [key(k) for k in exc.failed_ids], [key(k) for k in exc.stored_ids]) from exc
+    return [key(k) for k in keys]
 
 
 def upsert_foreign(client: Any, docs: Iterable[Any], name: str, encoder: Any, fields: MilvusFields, *,

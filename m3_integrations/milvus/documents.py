@@ -12,6 +12,7 @@ import numpy as np
 
 from .._ingest import Document, nonempty_documents, point_id, run_ingest
 from ..encoder.types import M3Output
+from . import _foreign_read as _foreign
 from ._codecs import check_native, for_new, requested
 from ._colbert import MAX_QUERY_ROWS, companion_rows, doc_gen, generation, n_parts, native_value
 from ._driver import Program, call, check_async_client, check_sync_client, run_any, run_async, run_sync
@@ -469,7 +470,9 @@ def _delete_pks(info: CollectionInfo, pks: list[str]) -> Program:
 
 
 def _delete_where(client: Any, name: str, query_filter: Any, filter_params: Any = None,
-                  keys: list[str] | None = None) -> Program:
+                  keys: list[str] | None = None, fields: MilvusFields | None = None) -> Program:
+    if fields is not None:
+        return (yield from _foreign.delete_filter_program(client, name, fields, query_filter, filter_params))
     info = yield from open_collection(client, name)
     flt = yield from filter_expr(client, query_filter, filter_params)
     if keys is not None:
@@ -484,17 +487,27 @@ def _delete_where(client: Any, name: str, query_filter: Any, filter_params: Any 
         yield from _delete_pks(info, pks)
 
 
-def _delete_ids_program(client: Any, name: str, keys: list[str]) -> Program:
-    if keys:
+def _check_fields(fields: Any) -> MilvusFields | None:
+    if fields is not None and not isinstance(fields, MilvusFields):
+        raise TypeError(f"fields must be a MilvusFields, got {type(fields).__name__}")
+    return fields
+
+
+def _delete_ids_program(client: Any, name: str, keys: list[str], fields: MilvusFields | None = None) -> Program:
+    if fields is not None:
+        yield from _foreign.delete_ids_program(client, name, fields, keys)
+    elif keys:
         yield from _delete_where(client, name, None, keys=keys)
     else:
         yield from open_collection(client, name)
 
 
-def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs") -> None:
-    """Delete documents by the keys ``upsert_documents`` returned (their ColBERT rows too)."""
+def delete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs", *,
+                     fields: MilvusFields | None = None) -> None:
+    """Delete documents by the keys ``upsert_documents`` returned (their ColBERT rows too; unknown keys are
+    ignored). ``fields``: a collection made elsewhere, its rows named by ``fields.id`` (else the primary key)."""
     check_sync_client(client, "delete_documents")
-    run_sync(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids)))
+    run_sync(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids), _check_fields(fields)))
 
 
 def _filter_expr(query_filter: Any, filter_params: Any = None) -> Any:
@@ -504,16 +517,18 @@ def _filter_expr(query_filter: Any, filter_params: Any = None) -> Any:
 
 
 def delete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
-                     filter_params: dict[str, Any] | None = None) -> None:
+                     filter_params: dict[str, Any] | None = None, fields: MilvusFields | None = None) -> None:
     """Delete every document matching ``query_filter`` (neutral filter, or Milvus expression whose ``{name}``
-    placeholders ``filter_params`` gives, as in ``hybrid_search``)."""
+    placeholders ``filter_params`` gives, as in ``hybrid_search``); ``fields``: a collection made elsewhere."""
     check_sync_client(client, "delete_by_filter")
     run_sync(client, _delete_where(client, _check_name(collection_name), _filter_expr(query_filter, filter_params),
-                                   filter_params))
+                                   filter_params, fields=_check_fields(fields)))
 
 
 def _get_program(client: Any, name: str, ids: list[str] | None, query_filter: Any, limit: int | None,
-                 filter_params: Any = None) -> Program:
+                 filter_params: Any = None, fields: MilvusFields | None = None) -> Program:
+    if fields is not None:
+        return (yield from _foreign.get_program(client, name, fields, ids, query_filter, limit, filter_params))
     yield from open_collection(client, name)
     if ids is not None and not ids:
         return []
@@ -535,23 +550,30 @@ def _check_limit(limit: Any) -> None:
 
 def get_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
                   query_filter: Any = None, limit: int | None = None, *,
-                  consistency_level: str | None = None, filter_params: dict[str, Any] | None = None
-                  ) -> list[Document]:
+                  consistency_level: str | None = None, filter_params: dict[str, Any] | None = None,
+                  fields: MilvusFields | None = None) -> list[Document]:
     """Fetch stored documents by key and/or filter (in ``ids`` order when given).
 
     Each ``Document.id`` is the document's key (the user's id, or the id derived from its text), as on
     Qdrant. Without ``ids``, at most ``limit`` documents (default and cap: Milvus' query window of
     16,384) are returned. ``consistency_level`` and ``filter_params``: as in ``hybrid_search``.
+    ``fields``: a collection made elsewhere (``MilvusFields``): ``Document.id`` is ``fields.id`` (else the
+    primary key), as ``Hit.id`` and ``upsert_documents(..., fields=...)`` give it; the metadata is the
+    ``fields.metadata`` JSON field, else the other scalar fields and the dynamic field's keys.
     """
     check_sync_client(client, "get_documents")
     _check_limit(limit)
     keys = None if ids is None else _keys(ids)
     compile_filter(query_filter, filter_params)  # a clear error before any call
-    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit, filter_params)
+    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit, filter_params,
+                           _check_fields(fields))
     return run_sync(client, with_consistency(program, check_consistency(consistency_level)))
 
 
-def _count_program(client: Any, name: str, query_filter: Any, filter_params: Any = None) -> Program:
+def _count_program(client: Any, name: str, query_filter: Any, filter_params: Any = None,
+                   fields: MilvusFields | None = None) -> Program:
+    if fields is not None:
+        return (yield from _foreign.count_program(client, name, fields, query_filter, filter_params))
     yield from open_collection(client, name)
     flt = yield from filter_expr(client, query_filter, filter_params)
     rows = yield call("query", name, output_fields=["count(*)"], **flt.kwargs())
@@ -559,12 +581,14 @@ def _count_program(client: Any, name: str, query_filter: Any, filter_params: Any
 
 
 def count_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
-                    consistency_level: str | None = None, filter_params: dict[str, Any] | None = None) -> int:
+                    consistency_level: str | None = None, filter_params: dict[str, Any] | None = None,
+                    fields: MilvusFields | None = None) -> int:
     """Number of documents (optionally matching ``query_filter``); ``consistency_level`` and ``filter_params``
-    as in ``hybrid_search``."""
+    as in ``hybrid_search``; ``fields``: a collection made elsewhere (its rows)."""
     check_sync_client(client, "count_documents")
     compile_filter(query_filter, filter_params)
-    program = _count_program(client, _check_name(collection_name), query_filter, filter_params)
+    program = _count_program(client, _check_name(collection_name), query_filter, filter_params,
+                             _check_fields(fields))
     return run_sync(client, with_consistency(program, check_consistency(consistency_level)))
 
 
@@ -577,37 +601,43 @@ def drop_collection(client: Any, collection_name: str = "docs") -> None:
 # ---------------------------------------------------------------------------------------- async twins
 async def aget_documents(client: Any, collection_name: str = "docs", ids: Iterable[str] | None = None,
                          query_filter: Any = None, limit: int | None = None, *,
-                         consistency_level: str | None = None, filter_params: dict[str, Any] | None = None
-                         ) -> list[Document]:
+                         consistency_level: str | None = None, filter_params: dict[str, Any] | None = None,
+                         fields: MilvusFields | None = None) -> list[Document]:
     """Async twin of ``get_documents`` (``AsyncMilvusClient``; a ``MilvusClient`` runs in a worker thread)."""
     check_async_client(client, "aget_documents")
     _check_limit(limit)
     keys = None if ids is None else _keys(ids)
     compile_filter(query_filter, filter_params)
-    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit, filter_params)
+    program = _get_program(client, _check_name(collection_name), keys, query_filter, limit, filter_params,
+                           _check_fields(fields))
     return await run_any(client, with_consistency(program, check_consistency(consistency_level)))
 
 
-async def adelete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs") -> None:
+async def adelete_documents(client: Any, ids: Iterable[str], collection_name: str = "docs", *,
+                            fields: MilvusFields | None = None) -> None:
     """Async twin of ``delete_documents``."""
     check_async_client(client, "adelete_documents")
-    await run_any(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids)))
+    await run_any(client, _delete_ids_program(client, _check_name(collection_name), _keys(ids),
+                                              _check_fields(fields)))
 
 
 async def adelete_by_filter(client: Any, query_filter: Any, collection_name: str = "docs", *,
-                            filter_params: dict[str, Any] | None = None) -> None:
+                            filter_params: dict[str, Any] | None = None, fields: MilvusFields | None = None) -> None:
     """Async twin of ``delete_by_filter``."""
     check_async_client(client, "adelete_by_filter")
     await run_any(client, _delete_where(client, _check_name(collection_name),
-                                        _filter_expr(query_filter, filter_params), filter_params))
+                                        _filter_expr(query_filter, filter_params), filter_params,
+                                        fields=_check_fields(fields)))
 
 
 async def acount_documents(client: Any, collection_name: str = "docs", query_filter: Any = None, *,
-                           consistency_level: str | None = None, filter_params: dict[str, Any] | None = None) -> int:
+                           consistency_level: str | None = None, filter_params: dict[str, Any] | None = None,
+                           fields: MilvusFields | None = None) -> int:
     """Async twin of ``count_documents``."""
     check_async_client(client, "acount_documents")
     compile_filter(query_filter, filter_params)
-    program = _count_program(client, _check_name(collection_name), query_filter, filter_params)
+    program = _count_program(client, _check_name(collection_name), query_filter, filter_params,
+                             _check_fields(fields))
     return await run_any(client, with_consistency(program, check_consistency(consistency_level)))
 
 

@@ -98,6 +98,13 @@ class ForeignInfo:
     dense_metric: str
     outputs: tuple[str, ...]
     scalars: tuple[str, ...]  # metadata fields when ``fields.metadata`` is None
+    dynamic: bool = False  # metadata keys without a field of their own live in the dynamic field
+    key_is_str: bool = True  # the field of ``Hit.id`` (the id field, else the primary key) is a VARCHAR
+
+    @property
+    def key_field(self) -> str:
+        """The field whose value is a document's key (``Hit.id``, ``Document.id``)."""
+        return self.fields.id or self.pk
 
 
 def _type(field: dict) -> str:
@@ -161,12 +168,14 @@ def open_foreign(client: Any, name: str, fields: MilvusFields) -> Program:
     used = {fields.dense, fields.sparse, fields.text, pk, fields.id}
     scalars = tuple(n for n, f in by_name.items() if n not in used and _type(f) not in _VECTOR_TYPES) \
         if fields.metadata is None else ()
+    dynamic = bool(desc.get("enable_dynamic_field")) and fields.metadata is None
     outputs = tuple(dict.fromkeys([pk, fields.id or pk, fields.text, *(
-        [fields.metadata] if fields.metadata else scalars)]))
+        [fields.metadata] if fields.metadata else scalars), *(["$meta"] if dynamic else [])]))
     dim = int((by_name[fields.dense].get("params") or {}).get("dim") or 0)
     yield call("load_collection", name)
     info = ForeignInfo(name=name, fields=fields, pk=pk, pk_is_str=_type(by_name[pk]) == "VARCHAR", dim=dim,
-                       dense_metric=dense_metric, outputs=outputs, scalars=scalars)
+                       dense_metric=dense_metric, outputs=outputs, scalars=scalars, dynamic=dynamic,
+                       key_is_str=_type(by_name[fields.id or pk]) == "VARCHAR")
     cache[key] = info
     return info
 
@@ -176,11 +185,23 @@ def _pk_in(info: ForeignInfo, pks: list[Any]) -> str:
     return f"{info.pk} in [{values}]"
 
 
+def metadata_of(info: ForeignInfo, entity: dict[str, Any]) -> dict[str, Any]:
+    """A stored row's metadata: its ``metadata`` JSON field, else its other scalar fields (a null one is a key the
+    document did not have) and the keys of the dynamic field."""
+    f = info.fields
+    if f.metadata:
+        return dict(entity.get(f.metadata) or {})
+    out = {k: entity[k] for k in info.scalars if entity.get(k) is not None}
+    if info.dynamic:
+        known = {info.pk, f.id, f.text, f.dense, f.sparse, "$meta"}
+        out.update({k: v for k, v in entity.items() if k not in known and k not in out and k not in info.scalars})
+    return out
+
+
 def _hit(info: ForeignInfo, entity: dict[str, Any], score: float, scores: dict[str, float]) -> Hit:
     f = info.fields
-    metadata = dict(entity.get(f.metadata) or {}) if f.metadata else {k: entity.get(k) for k in info.scalars}
     return Hit(id=str(entity.get(f.id or info.pk)), score=float(score), text=entity.get(f.text) or "",
-               metadata=metadata, scores={k: float(v) for k, v in scores.items()})
+               metadata=metadata_of(info, entity), scores={k: float(v) for k, v in scores.items()})
 
 
 def foreign_search_program(client: Any, name: str, plan: QueryPlan, q: Any, query_filter: Any,
