@@ -6,7 +6,6 @@ collection made like Milvus' BGE-M3 hybrid-search tutorial with pymilvus directl
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import json
 
@@ -139,15 +138,14 @@ def test_no_colbert_index(tmp_path, docs, tiny_model_dir, store):
     assert code == 1 and "--no-colbert stores no ColBERT rows" in err
 
 
-def test_milvus_collection_made_like_the_tutorial(tmp_path, docs, encoder, tiny_model_dir):
+def _tutorial_collection(db, encoder, name, *, dynamic):
+    """A milvus-lite collection made with pymilvus like Milvus' BGE-M3 tutorial (auto-id key, text, sparse, dense;
+    ``dynamic``: keys without a field of their own are kept in the dynamic field), holding ``THEIRS``."""
     from pymilvus import DataType, MilvusClient
 
-    from m3_integrations import milvus
-
-    db = tmp_path / "idx"
-    db.mkdir()
+    db.mkdir(exist_ok=True)
     client = MilvusClient(str(db / "milvus.db"))
-    schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
+    schema = client.create_schema(auto_id=True, enable_dynamic_field=dynamic)
     schema.add_field("pk", DataType.INT64, is_primary=True)
     schema.add_field("text", DataType.VARCHAR, max_length=512)
     schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
@@ -155,28 +153,68 @@ def test_milvus_collection_made_like_the_tutorial(tmp_path, docs, encoder, tiny_
     index = client.prepare_index_params()
     index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
     index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
-    client.create_collection("hybrid_demo", schema=schema, index_params=index)
+    client.create_collection(name, schema=schema, index_params=index)
     out = encoder.encode_documents(THEIRS, return_colbert=False)
-    client.insert("hybrid_demo", [{"text": t, "dense_vector": out.dense[i].tolist(),
-                                   "sparse_vector": {int(k): float(v) for k, v in out.sparse[i].items()}}
-                                  for i, t in enumerate(THEIRS)])
-    client.flush("hybrid_demo")
+    client.insert(name, [{"text": t, "dense_vector": out.dense[i].tolist(),
+                          "sparse_vector": {int(k): float(v) for k, v in out.sparse[i].items()}}
+                         for i, t in enumerate(THEIRS)])
+    client.flush(name)
     client.close()
-    names = ["--store", "milvus", "--db", db, "--collection", "hybrid_demo", "--dense-vector", "dense_vector",
-             "--sparse-vector", "sparse_vector", "--text-key", "text", "--metadata-key", ""]
+
+
+def _milvus_count(db, name) -> int:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(db / "milvus.db"))
+    try:
+        return client.query(name, output_fields=["count(*)"])[0]["count(*)"]
+    finally:
+        client.close()
+
+
+MILVUS_FIELDS = ["--dense-vector", "dense_vector", "--sparse-vector", "sparse_vector", "--text-key", "text",
+                 "--metadata-key", ""]
+
+
+def test_milvus_collection_made_like_the_tutorial(tmp_path, docs, encoder, tiny_model_dir):
+    db = tmp_path / "idx"
+    _tutorial_collection(db, encoder, "hybrid_demo", dynamic=False)
+    names = ["--store", "milvus", "--db", db, "--collection", "hybrid_demo", *MILVUS_FIELDS]
     code, out, err = run(["search", "fox and dog", "--model", tiny_model_dir, "--json", "-k", "2", *names])
     assert code == 0, err
     assert {h["text"] for h in json.loads(out)} == set(THEIRS)
     code, out, err = run(["search", "fox and dog", "--model", tiny_model_dir, "--json", "-k", "2", "--fusion", "rrf",
                           *names])
     assert code == 0 and {h["text"] for h in json.loads(out)} == set(THEIRS), err
+    # no field and no dynamic field for the chunks' metadata (source, hashes): the error names the way out
     code, out, err = run(["index", docs, "--model", tiny_model_dir, "--no-progress", *names])
-    if all("fields" in inspect.signature(getattr(milvus, f)).parameters
-           for f in ("upsert_documents", "get_documents", "count_documents", "delete_by_filter")):
-        assert code == 0, err
-    else:  # the Milvus adapter cannot read / delete chunks in that layout yet: refused before anything is written
-        assert code == 1 and "m3 index into a milvus collection made elsewhere is not supported" in err
-        assert "takes no fields=" in err
-        client = MilvusClient(str(db / "milvus.db"))
-        assert client.query("hybrid_demo", output_fields=["count(*)"])[0]["count(*)"] == 2
-        client.close()
+    assert code == 1 and "metadata key 'source' is not a field" in err and "MilvusFields(metadata=" in err
+    assert _milvus_count(db, "hybrid_demo") == 2
+
+
+def test_milvus_index_into_a_collection_made_elsewhere(tmp_path, docs, encoder, tiny_model_dir):
+    db = tmp_path / "idx"
+    _tutorial_collection(db, encoder, "theirs", dynamic=True)
+    names = ["--store", "milvus", "--db", db, "--collection", "theirs", *MILVUS_FIELDS]
+    code, out, err = run(["index", docs, "--model", tiny_model_dir, "--no-progress", "--json", *names])
+    assert code == 0, err
+    assert json.loads(out)["chunks"]["stored"] == 2 and _milvus_count(db, "theirs") == 4
+    code, out, err = run(["index", docs, "--db", db, "--no-progress"])  # m3.json records the layout
+    assert code == 0 and "nothing to do" in out, err
+    (docs / "bread.txt").write_text("Rye bread is dense and keeps for a week.", encoding="utf-8")
+    code, out, err = run(["index", docs, "--db", db, "--no-progress", "--json"])
+    assert code == 0 and json.loads(out)["files"]["changed"] == 1, err
+    assert _milvus_count(db, "theirs") == 4  # the changed file's chunk replaced, their rows kept
+    code, out, err = run(["search", "rye bread", "--db", db, "--json", "-k", "4"])
+    assert code == 0, err
+    hits = json.loads(out)
+    assert {h["text"] for h in hits} >= set(THEIRS) and any("Rye bread" in h["text"] for h in hits)
+    assert {h["source"].rsplit("/", 1)[-1] for h in hits if h["source"]} == {"tides.txt", "bread.txt"}
+    (docs / "tides.txt").unlink()
+    code, out, err = run(["index", docs, "--db", db, "--no-progress", "--prune"])
+    assert code == 0, err
+    assert _milvus_count(db, "theirs") == 3
+    code, out, err = run(["info", "--db", db, "--json"])
+    assert code == 0, err
+    [entry] = [c for c in json.loads(out)["collections"] if c["name"] == "theirs"]
+    assert entry["count"] == 3 and not entry.get("count_unknown") and entry["fields"]["dense"] == "dense_vector"
