@@ -231,8 +231,8 @@ def test_store_kwargs_reach_the_store_functions(encoder):
 
 
 def test_names_reach_every_call_and_a_milvus_collection_made_elsewhere(tmp_path, encoder):
-    """``fields=`` goes to each Milvus function that takes it (writes and searches of a collection made like Milvus'
-    BGE-M3 tutorial); one that takes none is an error naming it, never a call in the package's own layout."""
+    """``fields=`` goes to each Milvus function (writes, searches, get_by_ids and delete of a collection made like
+    Milvus' BGE-M3 tutorial)."""
     import inspect
 
     from pymilvus import DataType, MilvusClient
@@ -259,9 +259,95 @@ def test_names_reach_every_call_and_a_milvus_collection_made_elsewhere(tmp_path,
     assert client.query("hybrid_demo", output_fields=["count(*)"])[0]["count(*)"] == 2
     assert {d.page_content for d in store.similarity_search("moon tides", k=2)} == set(texts)
     assert {d.page_content for d in store.similarity_search("moon tides", k=2, fusion="rrf")} == set(texts)
-    if "fields" not in inspect.signature(milvus.get_documents).parameters:
-        with pytest.raises(ValueError, match="get_documents does not take fields="):
-            store.get_by_ids(["1"])
+    # ids: the collection's auto-id primary keys, which searches give as Document.id and get_by_ids / delete take
+    ids = store.add_texts(["Rye keeps for a week."], ids=["rye"])
+    assert ids == [str(r["pk"]) for r in client.query("hybrid_demo", filter='text == "Rye keeps for a week."',
+                                                      output_fields=["pk"])]
+    assert [d.page_content for d in store.get_by_ids([ids[0], "404"])] == ["Rye keeps for a week."]
+    store.delete(ids)
+    assert store.get_by_ids(ids) == [] and client.query("hybrid_demo", output_fields=["count(*)"])[0]["count(*)"] == 2
+    assert "fields" in inspect.signature(milvus.delete_documents).parameters
     with pytest.raises(TypeError, match="schema= names the vectors of a Qdrant collection"):
         M3HybridRetriever(client=client, collection_name="hybrid_demo", encoder=encoder, schema=QdrantSchema())
+    client.close()
+
+
+def _spy_milvus(path):
+    """A real milvus-lite ``MilvusClient`` that records the keywords of its reads (to see what reaches them)."""
+    from pymilvus import MilvusClient
+
+    class Spy(MilvusClient):
+        reads: list = []
+
+        def query(self, *args, **kwargs):
+            self.reads.append(("query", kwargs))
+            return super().query(*args, **kwargs)
+
+        def hybrid_search(self, *args, **kwargs):
+            self.reads.append(("hybrid_search", kwargs))
+            return super().hybrid_search(*args, **kwargs)
+
+        def search(self, *args, **kwargs):
+            self.reads.append(("search", kwargs))
+            return super().search(*args, **kwargs)
+
+    return Spy(str(path))
+
+
+def test_milvus_filter_params_consistency_and_without_colbert(tmp_path, encoder):
+    """``filter_params`` (per call, and in ``as_retriever(search_kwargs=...)``), ``consistency_level`` (searches and
+    ``get_by_ids``) and ``with_colbert=False`` reach Milvus from ``M3VectorStore`` and ``M3HybridRetriever``."""
+    client = _spy_milvus(tmp_path / "m.db")
+    store = M3VectorStore(client, "lite", encoder, with_colbert=False, consistency_level="Bounded")
+    store.add_texts(["Tides follow the moon.", "Sourdough needs a starter.", "The moon's phases repeat."],
+                    metadatas=[{"lang": "en's"}, {"lang": "de"}, {"lang": "en's"}], ids=["t", "s", "p"])
+    assert "lite__colbert" not in client.list_collections()
+    expr = 'metadata["lang"] == {lang}'
+    docs = store.similarity_search("moon", k=3, filter=expr, filter_params={"lang": "en's"})
+    assert sorted(d.id for d in docs) == ["p", "t"]
+    hits = store.as_retriever(search_kwargs={"k": 3, "filter": expr, "filter_params": {"lang": "de"}}).invoke("x")
+    assert [d.id for d in hits] == ["s"]
+    with pytest.raises(ValueError, match="ColBERT"):
+        store.similarity_search("moon", mode="colbert")
+    client.reads.clear()
+    assert [d.id for d in store.get_by_ids(["s"])] == ["s"]
+    store.similarity_search("moon", k=1)
+    assert client.reads and all(kw.get("consistency_level") == "Bounded" for _, kw in client.reads), client.reads
+
+    retriever = M3HybridRetriever(client=client, collection_name="lite2", encoder=encoder, with_colbert=False,
+                                  consistency_level="Session", filter="metadata[\"n\"] >= {low}",
+                                  filter_params={"low": 2})
+    retriever.add_documents([Document(page_content=f"moon number {i}", metadata={"n": i}, id=f"m{i}")
+                             for i in range(4)])
+    assert "lite2__colbert" not in client.list_collections()
+    client.reads.clear()
+    assert sorted(d.id for d in retriever.invoke("moon", k=4)) == ["m2", "m3"]
+    assert sorted(d.id for d in retriever.invoke("moon", k=4, filter_params={"low": 3})) == ["m3"]
+    assert all(kw.get("consistency_level") == "Session" for _, kw in client.reads)
+    client.close()
+
+
+def test_qdrant_with_colbert_and_milvus_only_settings(encoder):
+    from qdrant_client import QdrantClient
+
+    from m3_integrations.qdrant import QdrantSchema
+
+    client = QdrantClient(":memory:")
+    store = M3VectorStore(client, "plain", encoder, with_colbert=False)
+    store.add_texts(["Tides follow the moon."], ids=["t"])
+    assert set(client.get_collection("plain").config.params.vectors) == {"dense"}
+    assert set(store.as_retriever().invoke("moon")[0].metadata) == set()
+    retriever = M3HybridRetriever(client=client, collection_name="plain2", encoder=encoder, with_colbert=False)
+    retriever.add_documents([Document(page_content="Sourdough needs a starter.", id="s")])
+    assert set(client.get_collection("plain2").config.params.vectors) == {"dense"}
+    assert set(retriever.invoke("bread")[0].metadata["m3"]["scores"]) == {"dense", "sparse"}
+    with pytest.raises(ValueError, match="disagree"):
+        M3VectorStore(client, "x", encoder, with_colbert=False, schema=QdrantSchema(with_colbert=True))
+    for kwargs in ({"consistency_level": "Strong"}, {"filter_params": {"a": 1}}):
+        with pytest.raises(ValueError, match="is not a setting of m3_integrations.qdrant"):
+            M3VectorStore(client, "x", encoder, **kwargs)
+        with pytest.raises(ValueError, match="is not a setting of m3_integrations.qdrant"):
+            M3HybridRetriever(client=client, collection_name="x", encoder=encoder, **kwargs)
+    with pytest.raises(ValueError, match="filter_params= is not a setting"):
+        store.similarity_search("moon", filter_params={"a": 1})
     client.close()

@@ -20,13 +20,13 @@ from pydantic import ConfigDict, model_validator
 
 from .._query import DEFAULT_RRF_K, Hit, make_plan
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, M3Output
-from ._shared import derived_id, names_for
+from ._shared import check_takes, derived_id, names_for, with_colbert_names
 from .embeddings import M3EncoderSettings
 
 SCORE_KEY = "m3"
 """The one ``Document.metadata`` key under which the retriever puts ``{"score": ..., "scores": {...}}``."""
 
-_PER_CALL = ("k", "filter", "mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
+_PER_CALL = ("k", "filter", "filter_params", "mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
 
 # module prefixes of a client's class (or a base class) -> the store adapter for it
 _ADAPTERS = (
@@ -80,6 +80,8 @@ def add_documents(
     recreate: bool = False,
     schema: Any = None,
     fields: Any = None,
+    with_colbert: bool | None = None,
+    consistency_level: str | None = None,
 ) -> list[str]:
     """Encode and store LangChain ``Document`` s so that ``M3HybridRetriever`` can find them.
 
@@ -97,6 +99,9 @@ def add_documents(
         batch_size, show_progress, recreate: as in the store adapter's ``upsert_documents``.
         schema, fields: the collection's names, as in the store adapter's ``upsert_documents`` (``fields``: a
             collection made elsewhere, written in its own layout).
+        with_colbert: ``False``: a new collection without ColBERT vectors (dense + sparse); ``None``: the
+            collection's choice (see ``M3VectorStore``).
+        consistency_level: Milvus only: the level a new collection is created with.
 
     Returns:
         The id of each stored document (``Document.id``, or the derived id; with ``fields`` and no id key: the
@@ -105,7 +110,7 @@ def add_documents(
     if _is_async(client):
         raise TypeError(f"{type(client).__name__} is asynchronous: use `await aadd_documents(...)`")
     adapter = _adapter_for(client)
-    names = names_for(adapter.upsert_documents, {"schema": schema, "fields": fields})
+    names = _write_names(adapter, adapter.upsert_documents, schema, fields, with_colbert, consistency_level)
     return adapter.upsert_documents(client, _to_mappings(documents), collection_name, encoder,
                                     batch_size=batch_size, show_progress=show_progress, recreate=recreate, **names)
 
@@ -121,17 +126,31 @@ async def aadd_documents(
     recreate: bool = False,
     schema: Any = None,
     fields: Any = None,
+    with_colbert: bool | None = None,
+    consistency_level: str | None = None,
 ) -> list[str]:
     """``add_documents`` for async code: native for an async client, in a worker thread otherwise."""
     adapter = _adapter_for(client)
     if _is_async(client):
-        names = names_for(adapter.aupsert_documents, {"schema": schema, "fields": fields})
+        names = _write_names(adapter, adapter.aupsert_documents, schema, fields, with_colbert, consistency_level)
         return await adapter.aupsert_documents(client, _to_mappings(documents), collection_name, encoder,
                                                batch_size=batch_size, show_progress=show_progress,
                                                recreate=recreate, **names)
     return await asyncio.to_thread(add_documents, client, documents, collection_name, encoder,
                                    batch_size=batch_size, show_progress=show_progress, recreate=recreate,
-                                   schema=schema, fields=fields)
+                                   schema=schema, fields=fields, with_colbert=with_colbert,
+                                   consistency_level=consistency_level)
+
+
+def _write_names(adapter: ModuleType, function: Any, schema: Any, fields: Any, with_colbert: bool | None,
+                 consistency_level: str | None) -> dict[str, Any]:
+    """The keywords of an ``upsert_documents`` call: the collection's names, ``with_colbert`` where the database
+    takes it, Milvus' ``consistency_level`` (a collection made elsewhere keeps its own)."""
+    check_takes(function, consistency_level=consistency_level)
+    names = with_colbert_names(adapter, {"schema": schema, "fields": fields}, with_colbert)
+    if fields is None:
+        names["consistency_level"] = consistency_level
+    return names_for(function, names, also=("with_colbert", "consistency_level"))
 
 
 def hit_to_document(hit: Hit, score_key: str | None = SCORE_KEY) -> Document:
@@ -185,8 +204,12 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
             ``collection_schema`` (pydantic's ``BaseModel.schema`` owns the name).
         fields: the names of a collection made elsewhere (``QdrantFields`` / ``MilvusFields``; e.g. one made by
             langchain-qdrant): searched as dense + sparse, and ``add_documents`` writes in its layout.
+        filter_params: Milvus only: the values of ``filter``'s ``{name}`` placeholders (overridable per call).
+        with_colbert: ``False``: ``add_documents`` makes a collection without ColBERT vectors (dense + sparse;
+            ColBERT modes refused); ``None``: the collection's choice.
+        consistency_level: Milvus only: the level searches read at (and a new collection is created with).
 
-    Per call, ``invoke(query, k=..., filter=..., mode=..., fusion=..., weights=...,
+    Per call, ``invoke(query, k=..., filter=..., filter_params=..., mode=..., fusion=..., weights=...,
     prefetch_limit=..., rrf_k=..., rescore_limit=...)`` overrides these settings for that call only
     (``None`` keeps the retriever's setting).
     """
@@ -206,6 +229,9 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
     score_key: str | None = SCORE_KEY
     collection_schema: Any = None
     fields: Any = None
+    filter_params: dict[str, Any] | None = None
+    with_colbert: bool | None = None
+    consistency_level: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -230,16 +256,21 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         kinds = {"schema": getattr(adapter, "QdrantSchema", None),
                  "fields": getattr(adapter, "QdrantFields", None) or getattr(adapter, "MilvusFields", None)}
         for key, value in names.items():
+            if key not in kinds:
+                continue
             if kinds[key] is None or not isinstance(value, kinds[key]):
                 raise TypeError(f"{key}= must be a {getattr(kinds[key], '__name__', 'name set of this database')} "
                                 f"for {type(self.client).__name__}, got {type(value).__name__}")
         if self.collection_schema is not None and "schema" not in names:
             raise TypeError(f"schema= names the vectors of a Qdrant collection; {type(self.client).__name__} takes "
                             "fields= for a collection made elsewhere")
+        check_takes(adapter.hybrid_search, consistency_level=self.consistency_level, filter_params=self.filter_params)
+        with_colbert_names(adapter, {"schema": self.collection_schema, "fields": self.fields}, self.with_colbert)
         return self
 
     def _names(self, function: Any) -> dict[str, Any]:
-        return names_for(function, {"schema": self.collection_schema, "fields": self.fields})
+        return names_for(function, {"schema": self.collection_schema, "fields": self.fields,
+                                    "consistency_level": self.consistency_level}, also=("consistency_level",))
 
     @property
     def adapter(self) -> ModuleType:
@@ -257,12 +288,16 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         _check_k(settings["k"])
         plan = make_plan(settings["mode"], settings["fusion"], settings["weights"], settings["k"],
                          settings["prefetch_limit"], settings["rrf_k"], settings["rescore_limit"])
-        return {
+        args = {
             "collection_name": self.collection_name, "limit": plan.limit, "mode": plan.mode,
             "fusion": plan.fusion, "weights": plan.weights, "prefetch_limit": plan.prefetch_limit,
             "query_filter": settings["filter"], "rrf_k": plan.rrf_k, "rescore_limit": plan.rescore_limit,
             "uses": plan.uses,
         }
+        if settings["filter_params"] is not None:
+            check_takes(self.adapter.hybrid_search, filter_params=settings["filter_params"])
+            args["filter_params"] = settings["filter_params"]
+        return args
 
     @staticmethod
     def _encode_kwargs(uses: tuple[str, ...]) -> dict[str, bool]:
@@ -312,7 +347,8 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         """Store LangChain ``Document`` s in this retriever's collection (see module ``add_documents``)."""
         return add_documents(self.client, documents, self.collection_name, self.get_encoder(),
                              batch_size=batch_size, show_progress=show_progress, recreate=recreate,
-                             schema=self.collection_schema, fields=self.fields)
+                             schema=self.collection_schema, fields=self.fields, with_colbert=self.with_colbert,
+                             consistency_level=self.consistency_level)
 
     async def aadd_documents(self, documents: Iterable[Document], *, batch_size: int = 64,
                              show_progress: bool | None = None, recreate: bool = False) -> list[str]:
@@ -320,4 +356,5 @@ class M3HybridRetriever(M3EncoderSettings, BaseRetriever):
         encoder = await asyncio.to_thread(self.get_encoder)
         return await aadd_documents(self.client, documents, self.collection_name, encoder,
                                     batch_size=batch_size, show_progress=show_progress, recreate=recreate,
-                                    schema=self.collection_schema, fields=self.fields)
+                                    schema=self.collection_schema, fields=self.fields,
+                                    with_colbert=self.with_colbert, consistency_level=self.consistency_level)

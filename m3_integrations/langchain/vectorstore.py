@@ -21,11 +21,11 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from .._errors import CollectionNotFoundError
 from .._query import DEFAULT_RRF_K, Hit, make_plan
 from ..encoder import DEFAULT_WEIGHTS, M3Output
-from ._shared import derived_id, names_for
+from ._shared import check_takes, derived_id, names_for, with_colbert_names
 from .embeddings import M3Embeddings, M3EncoderSettings
 from .retriever import _adapter_for, _check_k, _is_async
 
-SEARCH_KWARGS = ("filter", "mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
+SEARCH_KWARGS = ("filter", "filter_params", "mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit")
 """What a search takes besides the query and ``k`` (per call, or in ``as_retriever(search_kwargs=...)``)."""
 
 
@@ -60,8 +60,15 @@ class M3VectorStore(VectorStore):
             langchain-qdrant's ``QdrantVectorStore`` or like Milvus' BGE-M3 tutorial): added documents go into its
             dense and sparse vectors and its text / metadata keys (no ColBERT; the collection must exist), and
             searches fuse dense + sparse.
-        store_kwargs: more keywords for the store functions (e.g. ``consistency_level`` on Milvus, or the
-            ColBERT storage settings of a new collection); ``schema`` / ``fields`` may be given here too.
+        filter_params: Milvus only: the values of a ``filter`` expression's ``{name}`` placeholders (pymilvus'
+            ``filter_params``; rendered safely on milvus-lite); per call too.
+        with_colbert: ``False``: a new collection without ColBERT vectors (dense + sparse; ColBERT modes refused),
+            ``True``: with them; ``None`` (default): the existing collection's choice, ColBERT for a new one. Put
+            where the database takes it (``QdrantSchema(with_colbert=...)``, Milvus' ``with_colbert=``).
+        consistency_level: Milvus only: ``Strong`` / ``Bounded`` / ``Session`` / ``Eventually``, the level a new
+            collection is created with and the one searches and ``get_by_ids`` read at.
+        store_kwargs: more keywords for the store functions (e.g. the ColBERT storage settings of a new
+            collection); ``schema`` / ``fields`` may be given here too.
 
     Documents added without an id get a deterministic one: from their text, and from their metadata too when
     they have some (two documents with the same text and different metadata are two documents; adding the
@@ -83,9 +90,12 @@ class M3VectorStore(VectorStore):
         rrf_k: int = DEFAULT_RRF_K,
         rescore_limit: int | str | None = None,
         filter: Any = None,  # noqa: A002 (LangChain's name)
+        filter_params: dict[str, Any] | None = None,
         batch_size: int = 64,
         schema: Any = None,
         fields: Any = None,
+        with_colbert: bool | None = None,
+        consistency_level: str | None = None,
         store_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.adapter: ModuleType = _adapter_for(client)
@@ -115,8 +125,15 @@ class M3VectorStore(VectorStore):
         if self.store_kwargs.get("schema") is not None and self.store_kwargs.get("fields") is not None:
             raise ValueError("pass schema= (a collection of this package's layout) or fields= (a collection made "
                              "elsewhere), not both")
-        self.defaults = {"k": k, "filter": filter, "mode": mode, "fusion": fusion, "weights": tuple(weights),
-                         "prefetch_limit": prefetch_limit, "rrf_k": rrf_k, "rescore_limit": rescore_limit}
+        self.store_kwargs = with_colbert_names(self.adapter, self.store_kwargs, with_colbert)
+        check_takes(self.adapter.hybrid_search, consistency_level=consistency_level, filter_params=filter_params)
+        if consistency_level is not None:
+            if self.store_kwargs.get("consistency_level") not in (None, consistency_level):
+                raise ValueError("consistency_level= is given twice, differently (as an argument and in store_kwargs)")
+            self.store_kwargs["consistency_level"] = consistency_level
+        self.defaults = {"k": k, "filter": filter, "filter_params": filter_params, "mode": mode, "fusion": fusion,
+                         "weights": tuple(weights), "prefetch_limit": prefetch_limit, "rrf_k": rrf_k,
+                         "rescore_limit": rescore_limit}
         self._plan(self.defaults)  # bad defaults fail here, not at the first search
 
     # ------------------------------------------------------------------------------------ plumbing
@@ -152,9 +169,13 @@ class M3VectorStore(VectorStore):
         if k is not None:
             settings["k"] = k
         plan = self._plan(settings)
-        return {"limit": plan.limit, "mode": plan.mode, "fusion": plan.fusion, "weights": plan.weights,
+        args = {"limit": plan.limit, "mode": plan.mode, "fusion": plan.fusion, "weights": plan.weights,
                 "prefetch_limit": plan.prefetch_limit, "query_filter": settings["filter"], "rrf_k": plan.rrf_k,
                 "rescore_limit": plan.rescore_limit}
+        if settings["filter_params"] is not None:
+            check_takes(self.adapter.hybrid_search, filter_params=settings["filter_params"])
+            args["filter_params"] = settings["filter_params"]
+        return args
 
     def _documents(self, texts: Iterable[str], metadatas: Any, ids: Any) -> list[dict[str, Any]]:
         if isinstance(texts, str) or not isinstance(texts, Iterable):
@@ -188,7 +209,11 @@ class M3VectorStore(VectorStore):
         batch_size = kwargs.get("batch_size", self.batch_size)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        return {"batch_size": batch_size, "show_progress": False, **self.store_kwargs}
+        options = {"batch_size": batch_size, "show_progress": False, **self.store_kwargs}
+        if options.get("fields") is not None:
+            # a collection made elsewhere keeps the level it was made with: consistency_level is for the reads here
+            options.pop("consistency_level", None)
+        return options
 
     @staticmethod
     def _to_pairs(hits: list[Hit]) -> list[tuple[Document, float]]:
@@ -269,7 +294,7 @@ class M3VectorStore(VectorStore):
     def _read_kwargs(self, function: str) -> dict[str, Any]:
         """The store keywords the adapter's read / delete ``function`` takes (the collection's names; not the
         write-only ones)."""
-        return names_for(getattr(self.adapter, function), self.store_kwargs)
+        return names_for(getattr(self.adapter, function), self.store_kwargs, also=("consistency_level",))
 
     def _query_kwargs(self, function: str = "hybrid_search") -> dict[str, Any]:
         """The store keywords ``hybrid_search`` takes: the schema or ``fields``, Milvus' ``consistency_level``."""
@@ -334,7 +359,8 @@ class M3VectorStore(VectorStore):
         """Documents most similar to ``query`` with their fused scores (higher is better).
 
         Keywords (each overrides the store's default for this call): ``filter`` (a neutral ``Condition`` /
-        ``AllOf`` / ``AnyOf`` or the database's native filter), ``mode``, ``fusion``, ``weights``,
+        ``AllOf`` / ``AnyOf`` or the database's native filter), ``filter_params`` (Milvus: the values of the
+        expression's ``{name}`` placeholders), ``mode``, ``fusion``, ``weights``,
         ``prefetch_limit``, ``rrf_k``, ``rescore_limit``.
         """
         return self._to_pairs(self._search(query, k, kwargs))
