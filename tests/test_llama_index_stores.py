@@ -526,3 +526,105 @@ def test_native_filter_passes_through(kind, tmp_path, enc):
     assert store.query(q, native_filter=native).ids == ["n2"]  # native AND the LlamaIndex filter
     store.clear()
     backend.client.close()
+
+
+# ------------------------------------------------------ Milvus settings, collections without ColBERT / made elsewhere
+def _spy_milvus(path):
+    """A real milvus-lite ``MilvusClient`` that records the keywords of its reads (to see what reaches them)."""
+    from pymilvus import MilvusClient
+
+    class Spy(MilvusClient):
+        reads: list = []
+
+        def query(self, *args, **kwargs):
+            self.reads.append(kwargs)
+            return super().query(*args, **kwargs)
+
+        def search(self, *args, **kwargs):
+            self.reads.append(kwargs)
+            return super().search(*args, **kwargs)
+
+        def hybrid_search(self, *args, **kwargs):
+            self.reads.append(kwargs)
+            return super().hybrid_search(*args, **kwargs)
+
+    return Spy(str(path))
+
+
+def test_milvus_with_colbert_consistency_and_filter_params(tmp_path, enc):
+    client = _spy_milvus(tmp_path / "s.db")
+    store = M3MilvusVectorStore(client=client, collection_name="plain", encoder=enc, with_colbert=False,
+                                consistency_level="Bounded")
+    store.add([TextNode(text=f"filter params text {i}", id_=f"n{i}", metadata={"k": i, "lang": "it's"})
+               for i in range(4)])
+    assert client.list_collections() == ["plain"]  # no ColBERT companion collection
+    q = VectorStoreQuery(query_str="filter params", similarity_top_k=4, mode=VectorStoreQueryMode.HYBRID)
+    client.reads.clear()
+    native = 'metadata["k"] >= {low} and metadata["lang"] == {lang}'
+    assert sorted(store.query(q, native_filter=native, filter_params={"low": 2, "lang": "it's"}).ids) == ["n2", "n3"]
+    assert set(store.query(q).nodes[0].metadata[SCORES_KEY]) == {"dense", "sparse"}
+    assert [n.node_id for n in store.get_nodes(["n1"])] == ["n1"] and store.count() == 4
+    assert client.reads and all(kw.get("consistency_level") == "Bounded" for kw in client.reads)
+    with pytest.raises(ValueError, match="ColBERT"):
+        store.query(q, mode="colbert")
+    again = M3MilvusVectorStore.from_params(store.to_dict(), client=client, encoder=enc)
+    assert (again.with_colbert, again.consistency_level) == (False, "Bounded")
+
+    retriever = M3HybridRetriever(client, "plain", enc, k=4, filter='metadata["k"] < {high}',
+                                  filter_params={"high": 1}, consistency_level="Session")
+    client.reads.clear()
+    assert [h.node.node_id for h in retriever.retrieve("text")] == ["n0"]
+    assert all(kw.get("consistency_level") == "Session" for kw in client.reads)
+    client.close()
+
+
+def test_qdrant_with_colbert_and_milvus_only_settings(tmp_path, enc):
+    from qdrant_client import QdrantClient
+
+    client = QdrantClient(":memory:")
+    store = M3QdrantVectorStore(client=client, collection_name="plain", encoder=enc, with_colbert=False)
+    store.add([TextNode(text="no colbert here", id_="a")])
+    assert set(client.get_collection("plain").config.params.vectors) == {"dense"}
+    q = VectorStoreQuery(query_str="colbert", similarity_top_k=1, mode=VectorStoreQueryMode.HYBRID)
+    assert set(store.query(q).nodes[0].metadata[SCORES_KEY]) == {"dense", "sparse"}
+    with pytest.raises(ValueError, match="consistency_level= is not a setting of m3_integrations.qdrant"):
+        M3QdrantVectorStore(client=client, collection_name="plain", encoder=enc, consistency_level="Strong")
+    with pytest.raises(ValueError, match="filter_params= is not a setting"):
+        store.query(q, filter_params={"a": 1})
+    with pytest.raises(ValueError, match="filter_params= is not a setting"):
+        M3HybridRetriever(client, "plain", enc, filter_params={"a": 1})
+
+
+def test_milvus_collection_made_elsewhere_nodes_read_and_deleted(tmp_path, enc):
+    """A collection made like Milvus' BGE-M3 tutorial (auto-id key) with a dynamic field: nodes are written, found
+    by their node ids, deleted by node id and by ref_doc_id, and searched by the LlamaIndex retriever too."""
+    from pymilvus import DataType, MilvusClient
+
+    from m3_integrations.milvus import MilvusFields
+
+    client = MilvusClient(str(tmp_path / "t.db"))
+    schema = client.create_schema(auto_id=True, enable_dynamic_field=True)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    schema.add_field("text", DataType.VARCHAR, max_length=4096)
+    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=enc.dim)
+    index = client.prepare_index_params()
+    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
+    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
+    client.create_collection("theirs", schema=schema, index_params=index)
+    fields = MilvusFields(dense="dense_vector", sparse="sparse_vector")
+    store = M3MilvusVectorStore(client=client, collection_name="theirs", encoder=enc, fields=fields)
+    index = VectorStoreIndex.from_documents(make_docs()[:4], storage_context=StorageContext.from_defaults(
+        vector_store=store), embed_model=M3Embedding(encoder=enc))
+    assert store.count() == 4
+    ids = [n.node_id for n in store.get_nodes()]
+    got = store.get_nodes([ids[2], "nope", ids[0]])
+    assert [n.node_id for n in got] == [ids[2], ids[0]] and got[0].ref_doc_id is not None
+    store.delete_nodes([ids[2]])
+    store.delete(got[1].ref_doc_id)
+    assert store.count() == 2 and not store.get_nodes([ids[0], ids[2]])
+    hits = index.as_retriever(vector_store_query_mode="hybrid", similarity_top_k=4).retrieve(TEXTS[1])
+    assert len(hits) == 2 and {h.node.node_id for h in hits} == set(ids) - {ids[0], ids[2]}
+    retriever = M3HybridRetriever(client, "theirs", enc, k=4, fields=fields)
+    assert {h.node.node_id for h in retriever.retrieve("fox")} == set(ids) - {ids[0], ids[2]}
+    client.close()

@@ -19,8 +19,9 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, model_validator
 
 from .._query import DEFAULT_RRF_K, Hit, make_plan
+from .._store_options import check_takes, with_colbert_names
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, M3Output
-from ._shared import check_takes, derived_id, names_for, with_colbert_names
+from ._shared import derived_id, names_for
 from .embeddings import M3EncoderSettings
 
 SCORE_KEY = "m3"

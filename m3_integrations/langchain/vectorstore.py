@@ -20,8 +20,9 @@ from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
 from .._errors import CollectionNotFoundError
 from .._query import DEFAULT_RRF_K, Hit, make_plan
+from .._store_options import check_takes, with_colbert_names
 from ..encoder import DEFAULT_WEIGHTS, M3Output
-from ._shared import check_takes, derived_id, names_for, with_colbert_names
+from ._shared import derived_id, names_for
 from .embeddings import M3Embeddings, M3EncoderSettings
 from .retriever import _adapter_for, _check_k, _is_async
 

@@ -66,13 +66,13 @@ def ensure_cache(encoder: M3Encoder, cache_size: int | None) -> None:
 def adapter_for_client(client: Any, expected: str | None = None) -> ModuleType:
     """The store adapter module (``m3_integrations.qdrant`` / ``.milvus``) serving ``client``.
 
-    Decided by the client's module name, so no database client is imported here.
+    Decided by the module name of the client's class (or a base class), so no database client is imported here.
     """
     cls = type(client)
-    module = cls.__module__ or ""
-    if module.startswith(("qdrant_client", "qdrant_edge", "m3_integrations.qdrant")):
+    modules = [c.__module__ or "" for c in cls.__mro__]  # a subclass of a client is served as that client
+    if any(m.startswith(("qdrant_client", "qdrant_edge", "m3_integrations.qdrant")) for m in modules):
         kind = "qdrant"
-    elif module.startswith(("pymilvus", "milvus_lite", "m3_integrations.milvus")):
+    elif any(m.startswith(("pymilvus", "milvus_lite", "m3_integrations.milvus")) for m in modules):
         kind = "milvus"
     else:
         raise TypeError(

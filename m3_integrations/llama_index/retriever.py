@@ -12,9 +12,11 @@ from llama_index.core.schema import NodeWithScore, QueryBundle
 from llama_index.core.vector_stores.types import MetadataFilter, MetadataFilters
 
 from .._query import make_plan
+from .._store_options import check_takes
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder
 from ._common import adapter_for_client, hit_to_node, resolve_encoder
 from ._filters import to_neutral_filter
+from .vector_store import _check_names
 
 __all__ = ["M3HybridRetriever"]
 
@@ -42,6 +44,10 @@ class M3HybridRetriever(BaseRetriever):
         rrf_k: k of reciprocal rank fusion.
         rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates, the
             best by weighted dense + sparse (``None``, the default: every candidate; faster when set).
+        schema / fields: the collection's names (``QdrantSchema``: Qdrant, this package's layout; ``QdrantFields``
+            / ``MilvusFields``: a collection made elsewhere, searched as dense + sparse).
+        filter_params: Milvus only: the values of a Milvus expression ``filter``'s ``{name}`` placeholders.
+        consistency_level: Milvus only: the level searches read at.
     """
 
     def __init__(
@@ -59,6 +65,10 @@ class M3HybridRetriever(BaseRetriever):
         prefetch_limit: int = 100,
         rrf_k: int = 60,
         rescore_limit: int | str | None = None,
+        schema: Any = None,
+        fields: Any = None,
+        filter_params: dict[str, Any] | None = None,
+        consistency_level: str | None = None,
         callback_manager: CallbackManager | None = None,
         verbose: bool = False,
     ) -> None:
@@ -69,6 +79,10 @@ class M3HybridRetriever(BaseRetriever):
             raise ValueError(f"collection_name must be a non-empty string, got {collection_name!r}")
         self._plan = make_plan(mode, fusion, weights, k, prefetch_limit, rrf_k, rescore_limit)  # validates
         self._adapter = adapter_for_client(client)
+        self._names = _check_names(self._adapter, schema, fields)
+        check_takes(self._adapter.hybrid_search, filter_params=filter_params, consistency_level=consistency_level)
+        extra = {"filter_params": filter_params, "consistency_level": consistency_level}
+        self._names.update({key: value for key, value in extra.items() if value is not None})
         self._client = client
         self._encoder: M3Encoder = resolve_encoder(encoder)
         self.collection_name = collection_name
@@ -100,6 +114,7 @@ class M3HybridRetriever(BaseRetriever):
             self._client, query, self.collection_name, self._encoder, limit=plan.limit, mode=plan.mode,
             fusion=plan.fusion, weights=plan.weights, prefetch_limit=plan.prefetch_limit,
             query_filter=self._filter, rrf_k=plan.rrf_k, rescore_limit=plan.rescore_limit, query_output=query_output,
+            **self._names,
         )
         return [NodeWithScore(node=hit_to_node(h), score=float(h.score)) for h in hits]
 

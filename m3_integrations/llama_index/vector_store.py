@@ -39,6 +39,7 @@ from llama_index.core.vector_stores.types import (
 
 from .._errors import CollectionNotFoundError
 from .._query import AllOf, Condition, make_plan
+from .._store_options import check_takes, with_colbert_names
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, validate_weights
 from ._common import (
     DEFAULT_CACHE_SIZE,
@@ -62,7 +63,8 @@ _MODES = {
     VectorStoreQueryMode.SPARSE: "sparse",
     VectorStoreQueryMode.HYBRID: "hybrid",
 }
-_QUERY_KWARGS = ("mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit", "native_filter")
+_QUERY_KWARGS = ("mode", "fusion", "weights", "prefetch_limit", "rrf_k", "rescore_limit", "native_filter",
+                 "filter_params")
 _SERIALIZED_FIELDS = ("stores_text", "is_embedding_query", "flat_metadata")  # what to_dict() gives back
 
 
@@ -142,12 +144,18 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         default=None, description="Weighted HYBRID queries: ColBERT re-scores only this many candidates, the best "
                                   "by weighted dense + sparse (None: 50; 'all': every candidate).")
     batch_size: int = Field(default=64, description="Nodes per encode / upsert batch in add().")
+    with_colbert: bool | None = Field(
+        default=None, description="False: a new collection without ColBERT vectors (dense + sparse); None: the "
+                                  "collection's choice.")
+    consistency_level: str | None = Field(
+        default=None, description="Milvus only: the level a new collection is created with and reads use.")
 
     _adapter_kind: ClassVar[str] = ""
     _client: Any = PrivateAttr()
     _encoder: M3Encoder = PrivateAttr()
     _adapter: ModuleType = PrivateAttr()
     _names: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _write_names: dict[str, Any] = PrivateAttr(default_factory=dict)
     _fields: Any = PrivateAttr(default=None)
 
     def __init__(
@@ -165,6 +173,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         cache_size: int | None = DEFAULT_CACHE_SIZE,
         schema: Any = None,
         fields: Any = None,
+        with_colbert: bool | None = None,
+        consistency_level: str | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(collection_name, str) or not collection_name:
@@ -175,26 +185,39 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {unknown}; it takes client, "
                             "collection_name, encoder, fusion, hybrid_weights, prefetch_limit, rrf_k, rescore_limit, "
-                            "batch_size, cache_size, schema and fields")
+                            "batch_size, cache_size, schema, fields, with_colbert and consistency_level")
         adapter = adapter_for_client(client, self._adapter_kind or None)
         names = _check_names(adapter, schema, fields)
+        write_names = with_colbert_names(adapter, names, with_colbert)
+        check_takes(adapter.hybrid_search, consistency_level=consistency_level)
+        if consistency_level is not None:
+            if fields is None:  # a collection made elsewhere keeps its own: the level is for the reads here
+                write_names["consistency_level"] = consistency_level
         enc = resolve_encoder(encoder)
         plan = make_plan("hybrid", fusion, hybrid_weights, 1, prefetch_limit, rrf_k, rescore_limit)  # validates
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         super().__init__(collection_name=collection_name, fusion=plan.fusion, hybrid_weights=plan.weights,
                          prefetch_limit=prefetch_limit, rrf_k=rrf_k, rescore_limit=rescore_limit,
-                         batch_size=batch_size, **kwargs)
+                         batch_size=batch_size, with_colbert=with_colbert, consistency_level=consistency_level,
+                         **kwargs)
         self._client = client
         self._encoder = enc
         self._adapter = adapter
         self._names = names
+        self._write_names = write_names
         self._fields = fields
         ensure_cache(enc, cache_size)
 
     def _names_for(self, function: str) -> dict[str, Any]:
-        """The collection's names (``schema`` / ``fields``) for the adapter's ``function``."""
-        return names_for(getattr(self._adapter, function), self._names)
+        """The collection's names (``schema`` / ``fields``) for the adapter's ``function`` (and Milvus'
+        ``consistency_level`` for the reads that take it; ``with_colbert`` for the writes)."""
+        if function == "upsert_documents":
+            return names_for(self._adapter.upsert_documents, self._write_names)
+        names = dict(self._names)
+        if self.consistency_level is not None:
+            names["consistency_level"] = self.consistency_level
+        return names_for(getattr(self._adapter, function), names)
 
     @property
     def client(self) -> Any:
@@ -307,6 +330,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
                 return
             if neutral is not None:
                 neutral = combine(Condition(NODE_ID_KEY, "in", node_ids), neutral)
+        if node_ids is not None and self._fields is not None:
+            neutral = combine(self._by_node_id(node_ids), neutral) if neutral is None else neutral
         try:
             if neutral is None:
                 self._adapter.delete_documents(self._client, node_ids, self.collection_name,
@@ -316,6 +341,12 @@ class M3VectorStoreBase(BasePydanticVectorStore):
                                                **self._names_for("delete_by_filter"))
         except CollectionNotFoundError:
             pass
+
+    @staticmethod
+    def _by_node_id(node_ids: list[str]) -> Any:
+        """Nodes by id in a collection made elsewhere: by the node id kept in their metadata (the row key there may
+        be the collection's own, e.g. an auto-id primary key)."""
+        return Condition(NODE_ID_KEY, "in", node_ids)
 
     async def adelete_nodes(
         self,
@@ -350,12 +381,19 @@ class M3VectorStoreBase(BasePydanticVectorStore):
             node_ids = [str(i) for i in node_ids]
             if not node_ids:
                 return []
+        wanted = None
+        if node_ids is not None and self._fields is not None:  # see _by_node_id
+            neutral, wanted, node_ids = combine(self._by_node_id(node_ids), neutral), node_ids, None
         try:
             docs = self._adapter.get_documents(self._client, self.collection_name, ids=node_ids,
                                                query_filter=neutral, **self._names_for("get_documents"))
         except CollectionNotFoundError:
             return []
-        return [to_node(d.key, d.text, d.metadata or {}) for d in docs]
+        nodes = [to_node(d.key, d.text, d.metadata or {}) for d in docs]
+        if wanted is not None:  # in the order asked, as by ids
+            by_id = {n.node_id: n for n in nodes}
+            nodes = [by_id[i] for i in dict.fromkeys(wanted) if i in by_id]
+        return nodes
 
     async def aget_nodes(
         self,
@@ -391,7 +429,8 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         ``node.metadata["m3_scores"]``. Keyword overrides (e.g. ``vector_store_kwargs`` of a retriever):
         ``mode`` (dense, sparse, colbert, hybrid), ``fusion``, ``weights``, ``prefetch_limit``, ``rrf_k``,
         ``rescore_limit``, ``native_filter`` (the database's own filter: a qdrant ``models.Filter`` or a Milvus
-        boolean expression, applied together with ``filters``). After ``clear()`` the result is empty.
+        boolean expression, applied together with ``filters``), ``filter_params`` (Milvus: the values of
+        ``native_filter``'s ``{name}`` placeholders). After ``clear()`` the result is empty.
         """
         search = self._search_kwargs(query, kwargs)
         query_output = self._encoder.encode_queries([query.query_str])  # the one forward pass of this query
@@ -446,12 +485,16 @@ class M3VectorStoreBase(BasePydanticVectorStore):
         native = overrides.get("native_filter")
         if native is not None:
             query_filter = native if query_filter is None else AllOf((query_filter, native))
-        return {
+        search = {
             "limit": limit, "mode": mode, "fusion": fusion,
             "weights": tuple(weights), "prefetch_limit": prefetch,
             "query_filter": query_filter, "rrf_k": rrf_k,
             "rescore_limit": plan.rescore_limit,
         }
+        if overrides.get("filter_params") is not None:
+            check_takes(self._adapter.hybrid_search, filter_params=overrides["filter_params"])
+            search["filter_params"] = overrides["filter_params"]
+        return search
 
 
 class M3QdrantVectorStore(M3VectorStoreBase):
@@ -470,6 +513,10 @@ class M3QdrantVectorStore(M3VectorStoreBase):
         fields: ``QdrantFields`` / ``MilvusFields``: a collection made elsewhere (dense + sparse, no ColBERT; e.g.
             by langchain-qdrant or Milvus' BGE-M3 tutorial): nodes are written in its layout and searched as
             dense + sparse; ``clear()`` is refused (it would drop their collection).
+        with_colbert: ``False``: a new collection without ColBERT vectors (dense + sparse; ColBERT modes refused);
+            ``None``: the existing collection's choice, ColBERT for a new one.
+        consistency_level: Milvus only: ``Strong`` / ``Bounded`` / ``Session`` / ``Eventually``, the level a new
+            collection is created with and the one queries and reads use.
 
     Example:
         >>> enc = M3Encoder("BAAI/bge-m3")
@@ -502,6 +549,10 @@ class M3MilvusVectorStore(M3VectorStoreBase):
         fields: ``QdrantFields`` / ``MilvusFields``: a collection made elsewhere (dense + sparse, no ColBERT; e.g.
             by langchain-qdrant or Milvus' BGE-M3 tutorial): nodes are written in its layout and searched as
             dense + sparse; ``clear()`` is refused (it would drop their collection).
+        with_colbert: ``False``: a new collection without ColBERT vectors (dense + sparse; ColBERT modes refused);
+            ``None``: the existing collection's choice, ColBERT for a new one.
+        consistency_level: Milvus only: ``Strong`` / ``Bounded`` / ``Session`` / ``Eventually``, the level a new
+            collection is created with and the one queries and reads use.
     """
 
     _adapter_kind: ClassVar[str] = "milvus"
