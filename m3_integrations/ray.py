@@ -89,7 +89,8 @@ class MilvusTarget:
     """Where to store: a Milvus server (``uri="http://host:19530"``; the actors write), a milvus-lite file
     (``uri="./m3.db"``; the driver writes) or an open ``client`` (a ``MilvusClient``; the driver writes).
 
-    The ColBERT settings are those of ``upsert_documents`` (used when the collection is created).
+    The ColBERT settings, ``with_colbert`` and ``consistency_level`` are those of ``upsert_documents`` (used when
+    the collection is created).
     """
 
     uri: str | os.PathLike | None = None
@@ -99,6 +100,8 @@ class MilvusTarget:
     colbert_storage: str | None = None
     colbert_pool_factor: int | None = None
     client: Any = field(default=None, repr=False, compare=False)
+    with_colbert: bool | None = None
+    consistency_level: str | None = None
 
     def __post_init__(self) -> None:
         if (self.uri is None) == (self.client is None):
@@ -125,7 +128,8 @@ class MilvusTarget:
         from .milvus.documents import EncodedWriter
 
         return EncodedWriter(client, self.collection_name, dim, colbert_layout=self.colbert_layout,
-                             colbert_storage=self.colbert_storage, colbert_pool_factor=self.colbert_pool_factor)
+                             colbert_storage=self.colbert_storage, colbert_pool_factor=self.colbert_pool_factor,
+                             with_colbert=self.with_colbert, consistency_level=self.consistency_level)
 
 
 @dataclass
@@ -218,6 +222,7 @@ class _ActorSpec:
     skip_unchanged: bool
     attempts: int
     backoff: float
+    colbert: bool = True  # False: the collection stores no ColBERT vectors, so the actors compute none
 
 
 class _EncodeActor:
@@ -234,8 +239,15 @@ class _EncodeActor:
         self.writer = None
         if spec.target is not None:
             self.writer = spec.target.writer(spec.target.open(), spec.dim)
+            if hasattr(self.writer, "colbert"):  # what the driver's prepare() found (the actors do not prepare)
+                self.writer.colbert = spec.colbert
 
     def _encode(self, texts: list[str]) -> M3Output:
+        if not self.spec.colbert:
+            output = self.encoder.encode_documents(texts, return_colbert=False)
+            dim = np.asarray(output.dense).shape[-1]
+            return M3Output(dense=output.dense, sparse=output.sparse,
+                            colbert=[np.zeros((0, dim), np.float32) for _ in texts])  # no rows: nothing to store
         output = self.encoder.encode_documents(texts)
         if self.spec.pool_factor == 1:
             return output
@@ -406,7 +418,8 @@ def ingest_dataset(
         pool_factor = check_pool_factor(writer.prepare(recreate=recreate))
         driver = target.driver_writes
         spec = _ActorSpec(model, dict(encoder_kwargs or {}), pool_factor, columns,
-                          None if driver else replace(target, client=None), dim, skip_unchanged, attempts, backoff)
+                          None if driver else replace(target, client=None), dim, skip_unchanged, attempts, backoff,
+                          colbert=getattr(writer, "colbert", True))
         mapped = _map(dataset, spec, concurrency, num_gpus, cpus, batch_size)
         report = RayIngestReport(writer="driver" if driver else "actors")
         for batch in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):

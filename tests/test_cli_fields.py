@@ -6,6 +6,7 @@ collection made like Milvus' BGE-M3 hybrid-search tutorial with pymilvus directl
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 
@@ -218,3 +219,33 @@ def test_milvus_index_into_a_collection_made_elsewhere(tmp_path, docs, encoder, 
     assert code == 0, err
     [entry] = [c for c in json.loads(out)["collections"] if c["name"] == "theirs"]
     assert entry["count"] == 3 and not entry.get("count_unknown") and entry["fields"]["dense"] == "dense_vector"
+
+
+def test_consistency_level_options(tmp_path, docs, tiny_model_dir, monkeypatch):
+    """``--consistency-level``: Milvus' level at creation (``m3 index``) and for a search's reads; other stores
+    refuse it by name."""
+    from m3_integrations import milvus
+
+    seen = {}
+    for name in ("upsert_documents", "hybrid_search"):
+        real = getattr(milvus, name)
+
+        @functools.wraps(real)  # the same signature: the CLI passes what the function takes
+        def spy(*args, _real=real, _name=name, **kwargs):
+            seen[_name] = kwargs.get("consistency_level")
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(milvus, name, spy)
+    db = tmp_path / "m"
+    code, _, err = run(["index", docs, "--db", db, "--store", "milvus", "--model", tiny_model_dir, "--no-progress",
+                        "--consistency-level", "Bounded"])
+    assert code == 0 and seen["upsert_documents"] == "Bounded", err
+    code, out, err = run(["search", "moon tides", "--db", db, "--json", "--consistency-level", "Eventually"])
+    assert code == 0 and seen["hybrid_search"] == "Eventually" and json.loads(out), err
+    edge = tmp_path / "e"
+    code, _, err = run(["index", docs, "--db", edge, "--model", tiny_model_dir, "--no-progress",
+                        "--consistency-level", "Strong"])
+    assert code == 1 and "--consistency-level is a Milvus setting" in err
+    assert run(["index", docs, "--db", edge, "--model", tiny_model_dir, "--no-progress"])[0] == 0
+    code, _, err = run(["search", "moon", "--db", edge, "--consistency-level", "Strong"])
+    assert code == 1 and "--consistency-level is a Milvus setting" in err

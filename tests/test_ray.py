@@ -163,6 +163,58 @@ def test_qdrant_edge_written_by_the_driver_matches_upsert_documents(local_ray, t
             _assert_same_edge_vectors(ref, got)
 
 
+class _NoColbertEncoder:
+    """The real encoder, which fails the job if asked for ColBERT rows (the collection stores none)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.dim, self.device = inner, inner.dim, inner.device
+
+    def encode_documents(self, texts, return_colbert=True, **kwargs):
+        if return_colbert is not False:
+            raise AssertionError("ColBERT computed for a collection without ColBERT vectors")
+        return self.inner.encode_documents(texts, return_colbert=False, **kwargs)
+
+
+class NoColbert:
+    """Picklable factory of ``_NoColbertEncoder`` for the actors."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = str(model_dir)
+
+    def __call__(self):
+        from m3_integrations import M3Encoder
+
+        return _NoColbertEncoder(M3Encoder(self.model_dir, device="cpu"))
+
+
+def test_collections_without_colbert_get_no_colbert_computed(local_ray, tmp_path, encoder, tiny_model_dir):
+    """Qdrant Edge (the driver writes) and a milvus-lite file (the driver writes): the actors compute no ColBERT rows
+    for a collection without them (``NoColbert`` fails the job otherwise), and what is stored is searchable."""
+    from m3_integrations import milvus, qdrant
+    from m3_integrations.qdrant.connect import connect
+
+    rows = _rows()
+    schema = qdrant.QdrantSchema(with_colbert=False)
+    report = ingest_dataset(_dataset(rows), QdrantTarget(path=tmp_path / "edge", schema=schema),
+                            NoColbert(tiny_model_dir), dim=encoder.dim, batch_size=16)
+    assert report.written == N_DOCS + 1
+    with connect(path=tmp_path / "edge") as got:
+        assert qdrant.count_documents(got, "docs") == N_DOCS
+        hit = qdrant.hybrid_search(got, QUERIES[0], "docs", encoder, limit=1)[0]
+        assert set(hit.scores) == {"dense", "sparse"}
+    uri = str(tmp_path / "m.db")
+    ingest_dataset(_dataset(rows), MilvusTarget(uri=uri, with_colbert=False), NoColbert(tiny_model_dir),
+                   dim=encoder.dim, batch_size=16)
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(uri)
+    try:
+        assert client.list_collections() == ["docs"] and milvus.count_documents(client, "docs") == N_DOCS
+        assert set(milvus.hybrid_search(client, QUERIES[0], "docs", encoder, limit=1)[0].scores) == {"dense", "sparse"}
+    finally:
+        client.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

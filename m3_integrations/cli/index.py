@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     target.fields = collection_fields(args, target, module)
     if target.fields is not None:
         _check_foreign(args, target, module)
+    _colbert_settings(module, args)  # options this store does not take fail before anything is read
     created = not target.db.exists()
     try:
         client = open_client(target.store, target.db, target.url, target.api_key, target.wait)
@@ -450,7 +451,18 @@ def _ray_ingest(args: argparse.Namespace, target: Target, module: Any, client: A
 
 
 def _colbert_settings(module: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The ColBERT options of ``m3 index`` as the store module takes them (none: the collection's)."""
+    """The ColBERT options (and Milvus' ``--consistency-level``) of ``m3 index`` as the store module takes them
+    (none: the collection's)."""
+    options = _colbert_options(module, args)
+    level = getattr(args, "consistency_level", None)
+    if level is not None:
+        if "consistency_level" not in inspect.signature(module.upsert_documents).parameters:
+            raise CLIError("--consistency-level is a Milvus setting (--store milvus)")
+        options["consistency_level"] = level
+    return options
+
+
+def _colbert_options(module: Any, args: argparse.Namespace) -> dict[str, Any]:
     storage, pool = args.colbert_storage, args.colbert_pool_factor
     without = True if getattr(args, "no_colbert", False) else None
     if storage is None and pool is None and without is None:
@@ -474,7 +486,8 @@ def _check_foreign(args: argparse.Namespace, target: Target, module: Any) -> Non
     """Refuse, before anything is read or loaded, what ``m3 index`` cannot do on a collection made elsewhere."""
     for option, given in (("--colbert-storage", args.colbert_storage), ("--colbert-pool-factor",
                                                                           args.colbert_pool_factor),
-                          ("--no-colbert", args.no_colbert or None), ("--ray", args.ray or None)):
+                          ("--no-colbert", args.no_colbert or None), ("--ray", args.ray or None),
+                          ("--consistency-level", getattr(args, "consistency_level", None))):
         if given is not None:
             raise CLIError(f"{option} does not apply to a collection made elsewhere (--dense-vector / --sparse-vector"
                            " / --text-key / --metadata-key): it is written in its own layout, dense + sparse only")
@@ -518,6 +531,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--no-colbert", action="store_true",
                    help="a new collection of dense + sparse vectors only (recorded with it: search needs no flag; "
                         "hybrid fuses dense + sparse, --mode colbert is refused)")
+    p.add_argument("--consistency-level", default=None, choices=("Strong", "Bounded", "Session", "Eventually"),
+                   help="Milvus: the consistency level a new collection is created with (default Strong; an "
+                        "existing one must have it)")
     p.add_argument("--ray", action="store_true",
                    help="encode on a Ray actor pool (pip install 'm3-integrations[ray]'); same chunks and ids")
     p.add_argument("--ray-address", default=None, metavar="ADDR",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import shutil
 from typing import Any
@@ -47,6 +48,15 @@ def _format_table(hits: list[Any]) -> str:
     return "\n".join(lines)
 
 
+def _read_level(module: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """``--consistency-level`` as the store module takes it (Milvus only)."""
+    if args.consistency_level is None:
+        return {}
+    if "consistency_level" not in inspect.signature(module.hybrid_search).parameters:
+        raise CLIError("--consistency-level is a Milvus setting (--store milvus)")
+    return {"consistency_level": args.consistency_level}
+
+
 def run(args: argparse.Namespace) -> int:
     """``m3 search``: hybrid (or single-mode) search with per-mode scores."""
     if not args.query.strip():
@@ -58,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
                                     limit=args.k, mode=args.mode, fusion=args.fusion, weights=args.weights,
                                     prefetch_limit=max(args.prefetch_limit, args.k),
                                     query_filter=parse_where(args.where),
-                                    **fields_kwargs(module.hybrid_search, target.fields, "m3 search"))
+                                    **fields_kwargs(module.hybrid_search, target.fields, "m3 search"),
+                                    **_read_level(module, args))
     finally:
         close_client(client)
     if args.json:
@@ -88,5 +99,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--prefetch-limit", type=positive, default=100, help="candidates per mode (default 100)")
     p.add_argument("--where", action="append", metavar="KEY=VALUE",
                    help="only hits whose metadata KEY equals VALUE (repeatable; all must hold)")
+    p.add_argument("--consistency-level", default=None, choices=("Strong", "Bounded", "Session", "Eventually"),
+                   help="Milvus: the consistency level of this search's reads (default: the collection's)")
     p.add_argument("--json", action="store_true", help="print a JSON list of hits")
     p.set_defaults(func=run)

@@ -292,12 +292,14 @@ class EncodedWriter:
         self.settings = (self.options.storage, self.options.pool_factor)
         self._writer = _Writer(client, _check_name(collection_name), dim, False, self.options)
         self.transient = _transient()
+        self.colbert = with_colbert is not False  # after prepare(): whether the collection stores ColBERT vectors
 
     def prepare(self, *, recreate: bool = False) -> int:
         """Check (or create, or with ``recreate`` replace) the collection; returns its ColBERT pool factor
         (1 for a collection without ColBERT vectors: the rows the encoder gives are not stored)."""
         w = self._writer
         w.info = run_sync(self.client, _ensure_program(self.client, w.name, w.dim, recreate, self.options))
+        self.colbert = w.info.has_colbert
         return w.info.pool_factor
 
     def unchanged(self, batch: list[Document]) -> set[str]:
