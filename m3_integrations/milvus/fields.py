@@ -12,8 +12,13 @@ passing ``fields=MilvusFields(dense="dense_vector", sparse="sparse_vector")`` to
 - ``colbert`` is refused with a clear error.
 
 Hits: ``Hit.id`` is the ``id`` field (default: the primary key), ``Hit.text`` the ``text`` field, and
-``Hit.metadata`` the ``metadata`` JSON field if named, else every other scalar field. A neutral filter's keys are
-those metadata keys (JSON keys, or scalar field names).
+``Hit.metadata`` the ``metadata`` JSON field if named, else every other scalar field (a null one is left out) and
+the keys of the dynamic field. A neutral filter's keys are those metadata keys (JSON keys, or field names).
+
+Reading and deleting: ``get_documents`` / ``count_documents`` / ``delete_documents`` / ``delete_by_filter`` (and the
+async twins) take the same ``fields=``. A document's key is ``Hit.id`` (the ``id`` field, else the primary key),
+which ``upsert_documents(..., fields=...)`` returns too (for an auto-id primary key: the key Milvus gave the row);
+an INT64 key is also found by the id the document was written with.
 
 Writing: ``upsert_documents(client, docs, name, encoder, fields=...)`` (and ``aupsert_documents``) writes dense +
 sparse rows (the encoder computes no ColBERT) into the collection's fields. Before anything is encoded or written the
