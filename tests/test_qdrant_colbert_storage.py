@@ -181,50 +181,29 @@ def test_qdrant_client_collections_record_the_settings():
         upsert_documents(client, DOCS[3:4], "c", StandIn(), schema=QdrantSchema(colbert_pool_factor=1))
 
 
-def test_a_large_upsert_goes_to_the_engine_in_overlapping_pieces(tmp_path, monkeypatch):
-    """Pieces of ``UPSERT_PIECE_ROWS`` ColBERT rows: the engine stores each in a worker thread while the next is
-    converted; every piece is in (and exact) when the call returns."""
-    import threading
 
+def test_vectors_reach_the_engine_as_float32_buffers_and_round_trip_exactly(tmp_path, monkeypatch):
+    """No Python float per value on the way in (memoryviews of float32 rows); any layout or dtype converts."""
     from m3_integrations.qdrant import edge
 
-    monkeypatch.setattr(edge, "UPSERT_PIECE_ROWS", 3 * 24)  # 3 documents of 24 rows per piece
+    e = edge._edge()
+    seen, real = [], e.Point
+
+    def point(**kwargs):
+        seen.append(kwargs["vector"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(e, "Point", point)
     store = QdrantEdgeStore(tmp_path / "s")
-    shard_threads: list[str] = []
-    upsert_documents(store, DOCS[:1], "c", StandIn(), schema=QdrantSchema(colbert_storage="float32"))
-    shard = store._shard("c")
+    upsert_documents(store, DOCS[:3], "c", StandIn(), schema=QdrantSchema(colbert_storage="float32"))
+    assert all(isinstance(v["dense"], memoryview) and all(isinstance(r, memoryview) for r in v["colbert"])
+               for v in seen)
+    odd = [(7, _vectors(5)[0].astype(np.float64), ([1], [0.5]), np.asfortranarray(_vectors(5)[2]), {"k": 1})]
+    store.upsert("c", odd, QdrantSchema())  # float64 dense, column-major ColBERT rows
+    import qdrant_edge
 
-    class Recording:
-        def __getattr__(self, attr):
-            return getattr(shard, attr)
-
-        def update(self, operation):
-            shard_threads.append(threading.current_thread().name)
-            return shard.update(operation)
-
-    store._shards["c"] = Recording()
-    upsert_documents(store, DOCS, "c", StandIn(), batch_size=len(DOCS))  # one call: 30 documents, 10 pieces
-    assert len(shard_threads) == 10 and all(n.startswith("m3-edge-upsert") for n in shard_threads)
-    assert count_documents(store, "c") == len(DOCS)
-    for i in (0, 13, 29):  # the pieces' rows round-trip (float32: exact)
-        q = _query(i)
-        hits = hybrid_search(store, "", "c", None, limit=3, mode="colbert", query_output=q, prefetch_limit=30)
-        assert hits[0].id == str(i) and hits[0].score == pytest.approx(_exact_colbert(q, i), abs=1e-5)
-    store._shards["c"] = shard
-    store.close()
-
-
-def test_a_failing_piece_fails_the_upsert_after_the_piece_in_flight(tmp_path, monkeypatch):
-    from m3_integrations.qdrant import edge
-
-    monkeypatch.setattr(edge, "UPSERT_PIECE_ROWS", 24)
-    store = QdrantEdgeStore(tmp_path / "s")
-    upsert_documents(store, DOCS[:1], "c", StandIn())
-    good = [(edge_id, np.zeros(DIM, np.float32) + 0.01, ([1], [0.5]), _vectors(i)[2], {"k": i})
-            for i, edge_id in enumerate((101, 102))]
-    bad = (103, np.zeros(DIM + 1, np.float32), ([1], [0.5]), _vectors(3)[2], {"k": 3})  # wrong dimension
-    with pytest.raises(Exception, match="(?i)dim"):
-        store.upsert("c", [*good, bad], QdrantSchema())
-    got = {r.id for r in store._shard("c").retrieve([101, 102, 103], False, False)}
-    assert got == {101, 102}  # the pieces before the bad one were stored and waited for
+    records, _ = store._shard("c").scroll(qdrant_edge.ScrollRequest(limit=10, with_vector=True))
+    stored = {r.id: r.vector for r in records}
+    assert np.array_equal(np.asarray(stored[7]["colbert"], np.float32), _vectors(5)[2])
+    assert np.array_equal(np.asarray(stored[7]["dense"], np.float32), _vectors(5)[0])
     store.close()

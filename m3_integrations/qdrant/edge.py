@@ -15,7 +15,6 @@ import logging
 import shutil
 import threading
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -195,44 +194,22 @@ binary code's dot product is ``dim - 2 * hamming``, about ``2 / pi * dim`` times
 cosines that decide which candidates make the shortlist; fitted slope: docs/benchmarks.md)."""
 
 
-UPSERT_PIECE_ROWS = 4096
-"""ColBERT rows per engine call within one upsert (pieces overlap: convert one while the engine stores the last)."""
-
-
-def _pieces(rows: list[Row], size: int) -> list[list[Row]]:
-    """``rows`` cut into runs of about ``size`` ColBERT rows (at least one row each)."""
-    pieces: list[list[Row]] = [[]]
-    count = 0
-    for row in rows:
-        n = 1 if row[3] is None else max(len(row[3]), 1)
-        if pieces[-1] and count + n > size:
-            pieces.append([])
-            count = 0
-        pieces[-1].append(row)
-        count += n
-    return pieces if pieces[0] else []
+def _rows(matrix: Any) -> list[memoryview]:
+    """A matrix as the engine's list of rows, each a memoryview of float32 (no Python float per value until the
+    engine reads it: 3-4x faster than ``ndarray.tolist()``, which the engine's conversion then walks again)."""
+    return [memoryview(row) for row in np.ascontiguousarray(matrix, dtype=np.float32)]
 
 
 def _points(e: Any, rows: list[Row], schema: Any) -> list[Any]:
+    """Rows as the engine's points."""
     points = []
     for pid, dense, (indices, values), colbert, payload in rows:
-        vector = {
-            # lists convert ~5x faster than numpy arrays (measured: 0.4 s vs 2.4 s per 256 x 32 x 1024)
-            schema.dense: np.asarray(dense, dtype=np.float32).tolist(),
-            schema.sparse: e.SparseVector(indices=indices, values=values),
-        }
+        vector = {schema.dense: memoryview(np.ascontiguousarray(dense, dtype=np.float32)),
+                  schema.sparse: e.SparseVector(indices=indices, values=values)}
         if colbert is not None:
-            vector[schema.colbert] = np.asarray(colbert, dtype=np.float32).tolist()
+            vector[schema.colbert] = _rows(colbert)
         points.append(e.Point(id=pid, payload=payload, vector=vector))
     return points
-
-
-def _wait_quietly(future: Future) -> None:
-    """Wait for a piece in flight while another error propagates (that error is the one to report)."""
-    try:
-        future.result()
-    except Exception:  # noqa: BLE001
-        logger.debug("upsert piece failed while another error propagated", exc_info=True)
 
 
 def _colbert_index(e: Any) -> Any:
@@ -321,7 +298,6 @@ class QdrantEdgeStore:
         self._pending: dict[str, int] = {}
         self._wal: dict[str, bool] = {}
         self._estimates: dict[tuple[str, str], float | None] = {}
-        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -425,9 +401,7 @@ class QdrantEdgeStore:
             finally:
                 self._shards.clear()
                 self._store_lock.release()
-                if self._executor is not None:
-                    self._executor.shutdown()
-                    self._executor = None
+
 
     def optimize(self, name: str) -> bool:
         """Build indexes and merge segments now; returns whether anything changed."""
@@ -437,42 +411,15 @@ class QdrantEdgeStore:
 
     # ------------------------------------------------------------------------------------------- writes
     def upsert(self, name: str, rows: list[Row], schema: Any) -> None:
-        """Insert or replace points (``schema`` names the vectors; a row without ColBERT rows writes none).
-
-        A large batch goes to the engine in pieces of about ``UPSERT_PIECE_ROWS`` ColBERT rows: a worker thread
-        stores one piece (the engine releases the GIL) while this thread converts the next one to the engine's
-        points. Every piece is stored (and, without a WAL, flushed) before this returns.
-        """  # h14-upsert
+        """Insert or replace points (``schema`` names the vectors; a row without ColBERT rows writes none)."""
         e = _edge()
+        points = _points(e, rows, schema)
         shard = self._shard(name)
-        pieces = _pieces(rows, UPSERT_PIECE_ROWS)
-        pending: Future | None = None
-        try:
-            for piece in pieces:
-                operation = e.UpdateOperation.upsert_points(_points(e, piece, schema))
-                if pending is not None:
-                    pending, done = None, pending
-                    done.result()
-                if len(pieces) == 1:
-                    shard.update(operation)
-                else:
-                    pending = self._writer().submit(shard.update, operation)
-        except BaseException:
-            if pending is not None:  # the piece in flight finishes before the error goes up
-                _wait_quietly(pending)
-            raise
-        if pending is not None:
-            pending.result()
+        shard.update(e.UpdateOperation.upsert_points(points))
         if not self._has_wal(name):
             shard.flush()  # without a WAL, only flushed points survive a crash
         with self._lock:
-            self._pending[name] = self._pending.get(name, 0) + len(rows)
-
-    def _writer(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="m3-edge-upsert")
-            return self._executor
+            self._pending[name] = self._pending.get(name, 0) + len(points)
 
     def colbert_estimates(self, name: str, vector: str) -> float | None:
         """Whether the collection's ColBERT ``vector`` has a quantized index to pick the candidates it scores
