@@ -263,29 +263,40 @@ def ingest_ab(args) -> dict:
 
 
 def ingest_package(args) -> dict:
-    """``upsert_documents`` into Qdrant Edge with the pieces of this version vs one engine call per batch."""
+    """``upsert_documents`` into Qdrant Edge: this version's conversion (memoryviews of float32 rows) vs the
+    previous one (``tolist()``), interleaved run by run."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from bench_qdrant import SyntheticEncoder
 
     from m3_integrations.qdrant import QdrantEdgeStore, edge, upsert_documents
 
-    settings = {"one call per batch": 10**12, **{f"pieces of {n} rows": n for n in args.piece_rows}}
+    current = edge._points
+
+    def tolist_points(e, rows, schema):  # the conversion before this version
+        return [e.Point(id=pid, payload=payload, vector={
+            schema.dense: np.asarray(dense, dtype=np.float32).tolist(),
+            schema.sparse: e.SparseVector(indices=indices, values=values),
+            schema.colbert: np.asarray(colbert, dtype=np.float32).tolist()})
+            for pid, dense, (indices, values), colbert, payload in rows]
+
+    settings = {"tolist (previous)": tolist_points, "memoryview (this version)": current}
     rates: dict[str, list[float]] = {k: [] for k in settings}
+    encoder = SyntheticEncoder(args.doc_tokens, 50)
     for _ in range(args.reps):
-        for label, piece in settings.items():  # interleaved: drift weighs on every setting alike
-            edge.UPSERT_PIECE_ROWS = piece
+        for label, points in settings.items():  # interleaved: drift weighs on every setting alike
+            edge._points = points
             store = QdrantEdgeStore(Path(tempfile.mkdtemp(dir=args.workdir)) / "m3", optimize_after=10**12)
             docs = ({"text": f"chunk {i}", "id": str(i)} for i in range(args.docs))
             t = time.perf_counter()
-            upsert_documents(store, docs, "bench", SyntheticEncoder(args.doc_tokens, 50), batch_size=64,
-                             show_progress=False)
+            upsert_documents(store, docs, "bench", encoder, batch_size=64, show_progress=False)
             rates[label].append(args.docs * args.doc_tokens / (time.perf_counter() - t))
             store.drop("bench")
             store.close()
+    edge._points = current
     out = {k: {"median_rows_per_s": round(float(np.median(v))), "runs": [round(x) for x in v]}
            for k, v in rates.items()}
     for k, v in out.items():
-        print(f"{k:24s} {json.dumps(v)}", flush=True)
+        print(f"{k:26s} {json.dumps(v)}", flush=True)
     return out
 
 
@@ -302,8 +313,8 @@ def main() -> None:
     ap.add_argument("--exact-sizes", type=int, nargs="*", default=[10, 15, 20])
     ap.add_argument("--configs", nargs="+", default=["t4+none", "t4+bin", "t4+bin_q8", "t4+tq1", "t4+tq2"])
     ap.add_argument("--ingest", action="store_true")
-    ap.add_argument("--ingest-package", action="store_true", help="upsert_documents: pieces vs one call per batch")
-    ap.add_argument("--piece-rows", type=int, nargs="+", default=[4096, 2048])
+    ap.add_argument("--ingest-package", action="store_true",
+                    help="upsert_documents: memoryview rows (this version) vs tolist() (the previous one)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--json", default=None)
