@@ -44,3 +44,21 @@ def check_takes(function: Callable[..., Any], **given: Any) -> None:
         if value is not None and key not in params:
             raise ValueError(f"{key}= is not a setting of {function.__module__}.{function.__name__} (this "
                              "database's adapter); leave it out")
+
+
+def names_for(function: Callable[..., Any], names: Mapping[str, Any],
+              keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The entries of ``names`` (only ``keys`` if given; ``None`` values left out) that the adapter ``function``
+    takes. A ``fields=`` it does not take is an error naming the function, rather than a call that would read the
+    collection (made elsewhere) in this package's layout."""
+    params = inspect.signature(function).parameters
+    out = {}
+    for key, value in names.items():
+        if value is None or (keys is not None and key not in keys):
+            continue
+        if key in params:
+            out[key] = value
+        elif key == "fields":
+            raise ValueError(f"{function.__module__}.{function.__name__} does not take fields=: this database's "
+                             "adapter cannot do that on a collection made elsewhere")
+    return out

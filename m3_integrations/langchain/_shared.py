@@ -9,7 +9,6 @@ ColBERT vectors, which can weigh megabytes per text, are never computed on this 
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import threading
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._ingest import ID_NAMESPACE
+from .._store_options import names_for as shared_names_for
 from ..encoder import DEFAULT_MODEL, M3Encoder, ModelLoadError
 
 DEFAULT_CACHE_SIZE = 1024
@@ -183,18 +183,7 @@ NAME_KEYWORDS = ("schema", "fields")
 
 
 def names_for(function: Callable[..., Any], store_kwargs: Mapping[str, Any], also: tuple[str, ...] = ()) -> dict:
-    """The collection's names (``schema`` / ``fields``, and the ``also`` keywords) among ``store_kwargs``, for an
-    adapter function: those it takes. A ``fields=`` it does not take is an error naming the function, rather than
-    a call that would read the collection in this package's layout."""
-    params = inspect.signature(function).parameters
-    out = {}
-    for key, value in store_kwargs.items():
-        if key not in NAME_KEYWORDS + also or value is None:
-            continue
-        if key in params:
-            out[key] = value
-        elif key == "fields":
-            raise ValueError(f"{function.__module__}.{function.__name__} does not take fields=: this database's "
-                             "adapter cannot do that on a collection made elsewhere")
-    return out
+    """The collection's names (``schema`` / ``fields``, and the ``also`` keywords) among ``store_kwargs`` that an
+    adapter function takes (``m3_integrations._store_options.names_for``)."""
+    return shared_names_for(function, store_kwargs, keys=NAME_KEYWORDS + also)
 

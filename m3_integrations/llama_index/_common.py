@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 from types import ModuleType
 from typing import Any
@@ -128,17 +127,3 @@ def to_node(doc_id: str, text: str, metadata: dict[str, Any], scores: dict[str, 
 def hit_to_node(hit: Hit) -> BaseNode:
     """A search ``Hit`` as a node with its per-mode scores in ``metadata["m3_scores"]``."""
     return to_node(hit.id, hit.text, hit.metadata or {}, hit.scores)
-
-
-def names_for(function: Any, names: dict[str, Any]) -> dict[str, Any]:
-    """The collection's names (``schema`` / ``fields``) an adapter function takes. A ``fields=`` it does not take
-    is an error naming the function, rather than a call that would read the collection in this package's layout."""
-    params = inspect.signature(function).parameters
-    out = {}
-    for key, value in names.items():
-        if key in params:
-            out[key] = value
-        elif key == "fields":
-            raise ValueError(f"{function.__module__}.{function.__name__} does not take fields=: this database's "
-                             "adapter cannot do that on a collection made elsewhere")
-    return out

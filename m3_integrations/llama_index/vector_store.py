@@ -39,7 +39,7 @@ from llama_index.core.vector_stores.types import (
 
 from .._errors import CollectionNotFoundError
 from .._query import AllOf, Condition, make_plan
-from .._store_options import check_takes, with_colbert_names
+from .._store_options import check_takes, names_for, with_colbert_names
 from ..encoder import DEFAULT_WEIGHTS, M3Encoder, validate_weights
 from ._common import (
     DEFAULT_CACHE_SIZE,
@@ -47,7 +47,6 @@ from ._common import (
     adapter_for_client,
     ensure_cache,
     hit_to_node,
-    names_for,
     node_to_document,
     resolve_encoder,
     to_node,
