@@ -173,10 +173,11 @@ def test_neutral_filters_validate():
         Condition("lang", "in", "en")
 
 
-def test_weighted_hybrid_re_scores_the_best_50_candidates_by_default():
+def test_weighted_hybrid_re_scores_the_best_15_candidates_by_default():
     from m3_integrations._query import DEFAULT_RESCORE_LIMIT, make_plan
 
-    assert make_plan().rescore_limit == DEFAULT_RESCORE_LIMIT == 50
+    assert make_plan().rescore_limit == DEFAULT_RESCORE_LIMIT == 15  # limit 10 + 5 (default_rescore_limit)
+    assert make_plan(limit=20).rescore_limit == 30
     assert make_plan(rescore_limit="all").rescore_limit is None  # every candidate: the exact reference ranking
     assert make_plan(rescore_limit=5, limit=20).rescore_limit == 20  # never fewer than the hits asked for
     with pytest.raises(ValueError, match="rescore_limit must be a positive int or 'all'"):

@@ -1,6 +1,7 @@
-"""The ColBERT shortlist on Qdrant Edge: a binary index of the ColBERT rows picks the few candidates whose ColBERT
-score the weighted hybrid computes exactly (the real engine, BGE-M3-sized 1024-d vectors from a deterministic
-stand-in encoder: a binary code's fidelity depends on the dimension, so the tiny model's would not tell)."""
+"""How many candidates the weighted hybrid re-scores by ColBERT on Qdrant Edge: the default tied to ``limit``, and
+the opt-in shortlist (a binary index of the ColBERT rows picks the few candidates scored exactly; off by default,
+measured no faster on qdrant-edge 0.9). The real engine, BGE-M3-sized 1024-d vectors from a deterministic
+stand-in encoder (a binary code's fidelity depends on the dimension, so the tiny model's would not tell)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from m3_integrations import M3Output, weighted_score
-from m3_integrations._query import default_shortlist, make_plan
+from m3_integrations._query import default_rescore_limit, default_shortlist, make_plan
 from m3_integrations.qdrant import QdrantEdgeStore, QdrantSchema, hybrid_search, upsert_documents
 from m3_integrations.qdrant import edge as edge_module
 from m3_integrations.qdrant._plans import APPROXIMATE, WeightedSum, build_request
@@ -59,11 +60,48 @@ def _exact(q: M3Output, doc: int) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
+    """A collection made with the binary ColBERT index (opt-in: ``edge.COLBERT_INDEX``)."""
     path = tmp_path_factory.mktemp("rescore")
-    with QdrantEdgeStore(path / "m3") as s:
-        upsert_documents(s, [{"id": str(i), "text": f"doc {i}"} for i in range(N_DOCS)], "c", StandIn(),
-                         schema=QdrantSchema(colbert_storage="4bit"), show_progress=False)
-        yield s
+    saved, edge_module.COLBERT_INDEX = edge_module.COLBERT_INDEX, "binary"
+    try:
+        with QdrantEdgeStore(path / "m3") as s:
+            upsert_documents(s, [{"id": str(i), "text": f"doc {i}"} for i in range(N_DOCS)], "c", StandIn(),
+                             schema=QdrantSchema(colbert_storage="4bit"), show_progress=False)
+            edge_module.COLBERT_INDEX = saved  # the collection keeps its index
+            yield s
+    finally:
+        edge_module.COLBERT_INDEX = saved
+
+
+def test_the_default_rescore_limit_follows_the_limit():
+    assert make_plan(limit=10).rescore_limit == default_rescore_limit(10) == 15
+    assert make_plan(limit=3).rescore_limit == 8 and make_plan(limit=40).rescore_limit == 60
+    assert make_plan(limit=10, rescore_limit=30).rescore_limit == 30
+    assert make_plan(limit=10, rescore_limit="all").rescore_limit is None
+
+
+def test_the_default_scores_the_best_dense_sparse_candidates_exactly(tmp_path):
+    """New collections have no ColBERT index: ColBERT scores the best ``default_rescore_limit`` candidates by
+    dense + sparse exactly, in one engine request, and only those."""
+    with QdrantEdgeStore(tmp_path / "m3") as s:
+        upsert_documents(s, [{"id": str(i), "text": f"doc {i}"} for i in range(N_DOCS)], "new", StandIn(),
+                         show_progress=False)
+        config = json.loads((s.path / "new" / edge_module.CONFIG_FILE).read_text())
+        assert "quantization_config" not in config["vectors"]["colbert"]
+        shard = s._shard("new")
+        recording = Recording(shard)
+        s._shards["new"] = recording
+        for i in range(0, N_DOCS, 8):
+            recording.calls.clear()
+            q = _query(i)
+            hits = hybrid_search(s, "", "new", None, limit=3, prefetch_limit=20, query_output=q)
+            colbert = [(r, n) for r, n in recording.calls if _mode(r)]
+            assert len(colbert) == 1 and colbert[0][1] == default_rescore_limit(3) == 8
+            assert len(colbert[0][0].filter.must[0].point_ids) == 8
+            exact = {str(d): _exact(q, d) for d in range(N_DOCS)}
+            for h in hits:
+                assert h.score == pytest.approx(weighted_score(**exact[h.id]), abs=1e-5)  # float16 storage
+        s._shards["new"] = shard
 
 
 class Recording:
@@ -92,7 +130,7 @@ def _mode(request) -> str | None:
     return "estimate"
 
 
-def test_new_edge_collections_keep_a_binary_colbert_index(store):
+def test_collections_made_with_the_index_keep_it(store):
     config = json.loads((store.path / "c" / edge_module.CONFIG_FILE).read_text())
     assert config["vectors"]["colbert"]["quantization_config"] == {"binary": {"memory": "cold"}}
     assert config["vectors"]["colbert"]["datatype"] == "turbo4"  # the stored rows keep the chosen storage
@@ -105,7 +143,7 @@ def test_shortlist_tracks_the_limit_and_all_turns_it_off():
     assert make_plan(limit=40).shortlist == 60
     assert make_plan(limit=10, rescore_limit="all").shortlist is None
     q = _query(0)
-    plan = make_plan(limit=3, prefetch_limit=20)
+    plan = make_plan(limit=3, prefetch_limit=20, rescore_limit=30)
     without = build_request(plan, q, QdrantSchema(), None).stage  # a store without a ColBERT index
 
     def kinds(stage):
@@ -120,7 +158,7 @@ def test_shortlist_tracks_the_limit_and_all_turns_it_off():
                                                   approximate=650.0).stage)
 
 
-def test_weighted_default_scores_only_the_shortlist_exactly(store):
+def test_with_the_index_only_the_shortlist_is_scored_exactly(store):
     shard = store._shard("c")
     recording = Recording(shard)
     store._shards["c"] = recording
@@ -128,7 +166,7 @@ def test_weighted_default_scores_only_the_shortlist_exactly(store):
         for i in range(0, N_DOCS, 4):
             q = _query(i)
             recording.calls.clear()
-            hits = hybrid_search(store, "", "c", None, limit=3, prefetch_limit=20, query_output=q)
+            hits = hybrid_search(store, "", "c", None, limit=3, prefetch_limit=20, query_output=q, rescore_limit=30)
             modes = [(_mode(r), n) for r, n in recording.calls if _mode(r)]
             # ColBERT estimated from the codes over the candidates, then computed exactly for the shortlist only
             assert [m for m, _ in modes] == ["estimate", "exact"], modes
@@ -155,9 +193,7 @@ def test_all_scores_every_candidate_exactly(store):
         store._shards["c"] = shard
 
 
-def test_a_collection_without_the_index_scores_every_kept_candidate_exactly(tmp_path, monkeypatch):
-    """Collections made before the index (or by hand without it) keep the previous plan."""
-    monkeypatch.setattr(edge_module, "COLBERT_INDEX", None)
+def test_a_collection_without_the_index_scores_every_kept_candidate_exactly(tmp_path):
     with QdrantEdgeStore(tmp_path / "m3") as s:
         upsert_documents(s, [{"id": str(i), "text": f"doc {i}"} for i in range(12)], "old", StandIn(),
                          show_progress=False)
@@ -167,6 +203,7 @@ def test_a_collection_without_the_index_scores_every_kept_candidate_exactly(tmp_
         shard = s._shard("old")
         recording = Recording(shard)
         s._shards["old"] = recording
-        hits = hybrid_search(s, "", "old", None, limit=3, prefetch_limit=12, query_output=_query(2))
+        hits = hybrid_search(s, "", "old", None, limit=3, prefetch_limit=12, query_output=_query(2),
+                             rescore_limit=12)
         assert [_mode(r) for r, _ in recording.calls if _mode(r)] == ["exact"] and len(hits) == 3
         s._shards["old"] = shard

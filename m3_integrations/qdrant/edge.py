@@ -183,10 +183,12 @@ def _restrict(ids: list[Any], flt: models.Filter | None) -> Any:
     return e.Filter(must=conditions)
 
 
-COLBERT_INDEX: str | None = "binary"
-"""The quantized copy of the ColBERT rows that new collections get (1 bit per dimension: 128 B per row at 1024
-dimensions): MaxSim estimated from it picks the few candidates scored exactly from the stored rows
-(``QueryPlan.shortlist``), at a fraction of the exact cost (docs/benchmarks.md)."""
+COLBERT_INDEX: str | None = None
+"""A quantized copy of the ColBERT rows for new collections (``"binary"``: 1 bit per dimension, 128 B per row at
+1024 dimensions), whose MaxSim estimates pick the few candidates scored exactly (``QueryPlan.shortlist``).
+Off: measured on qdrant-edge 0.9 it is no faster than scoring the best dense + sparse candidates exactly (the
+engine estimates a candidate at 0.4x the cost of scoring it exactly; docs/benchmarks.md), and it adds 128 B per
+row. Collections made with it keep using it."""
 
 _ESTIMATE_SLOPES = {"binary": 1024 * 2 / np.pi}
 """Quantized index -> how its MaxSim estimates scale with the exact ones, per dimension of the vector (a

@@ -228,9 +228,10 @@ def hybrid_search(
         rrf_k: the RRF constant (Qdrant: ``1 / (k + rank)`` with ranks from 0).
         rescore_limit: ``weighted`` with a ColBERT weight: re-score and fuse only this many candidates, the
             best by their weighted dense + sparse score (ColBERT's cost grows with the candidates it
-            re-scores). ``None`` (default): 50 (``DEFAULT_RESCORE_LIMIT``: the same top-10 as re-scoring every
-            candidate on the benchmarks, at a quarter of the cost); ``"all"`` re-scores every candidate: the
-            exact reference ranking of the candidate set.
+            re-scores). ``None`` (default): ``limit + max(5, limit // 2)``, 15 for 10 hits
+            (``default_rescore_limit``: the same top-10 as re-scoring every candidate in 99.7-100% of the hits on
+            the benchmarks, at a sixth of the cost); ``"all"`` re-scores every candidate: the exact reference
+            ranking of the candidate set.
         query_output: a precomputed one-row encoding of the query (skips the encoder).
         schema: the collection's names (default ``QdrantSchema()``).
         fields: the names of a collection this package did not create (``QdrantFields``, e.g. one made by
