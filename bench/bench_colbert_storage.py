@@ -114,8 +114,10 @@ def one(storage: str, pool: int, index: str, args) -> dict:
     kinds = {"hybrid_weighted": {}, "hybrid_weighted_all": {"rescore_limit": "all"},
              "colbert_rerank": {"mode": "colbert"},
              **{f"hybrid_weighted_rescore{k}": {"rescore_limit": k} for k in args.rescore_limits}}
-    if indexed:  # the previous default on the same store (every one of the best 50 scored exactly), and margins
+    if indexed:  # on the same store: the best K by dense + sparse scored exactly (the index ignored), margins
         kinds["hybrid_weighted_best50_exact"] = {"_no_index": True}
+        kinds.update({f"hybrid_weighted_best{k}_exact": {"_no_index": True, "rescore_limit": k}
+                      for k in args.exact_limits})
         kinds.update({f"hybrid_weighted_margin{m}": {"_margin": m} for m in args.margins})
 
     def run(q, kw):
@@ -186,6 +188,8 @@ def main() -> None:
     ap.add_argument("--pool-factors", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--indexes", nargs="+", default=["binary"],
                     help="quantized ColBERT index of the collection ('none': the layout before it)")
+    ap.add_argument("--exact-limits", type=int, nargs="*", default=[],
+                    help="also time the best K by dense + sparse scored exactly, index ignored (with an index)")
     ap.add_argument("--margins", type=int, nargs="*", default=[],
                     help="also time shortlists of limit + these margins (collections with an index)")
     ap.add_argument("--workdir", default=None)
@@ -211,7 +215,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", f"{storage},{pool},{index}"]
         for flag in ("docs", "doc_tokens", "query_tokens", "nnz", "queries", "prefetch", "batch_size"):
             cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        cmd += ["--rescore-limits", *map(str, args.rescore_limits), "--margins", *map(str, args.margins)]
+        cmd += ["--rescore-limits", *map(str, args.rescore_limits), "--margins", *map(str, args.margins),
+                "--exact-limits", *map(str, args.exact_limits)]
         if not args.no_reference:
             cmd += ["--write-baseline" if n == 0 else "--baseline", str(baseline)]
         if args.workdir:
