@@ -11,6 +11,7 @@ import io
 import json
 
 import pytest
+from _milvus_layouts import make_tutorial_collection
 
 from m3_integrations.cli import main
 
@@ -142,19 +143,11 @@ def test_no_colbert_index(tmp_path, docs, tiny_model_dir, store):
 def _tutorial_collection(db, encoder, name, *, dynamic):
     """A milvus-lite collection made with pymilvus like Milvus' BGE-M3 tutorial (auto-id key, text, sparse, dense;
     ``dynamic``: keys without a field of their own are kept in the dynamic field), holding ``THEIRS``."""
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import MilvusClient
 
     db.mkdir(exist_ok=True)
     client = MilvusClient(str(db / "milvus.db"))
-    schema = client.create_schema(auto_id=True, enable_dynamic_field=dynamic)
-    schema.add_field("pk", DataType.INT64, is_primary=True)
-    schema.add_field("text", DataType.VARCHAR, max_length=512)
-    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=encoder.dim)
-    index = client.prepare_index_params()
-    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
-    client.create_collection(name, schema=schema, index_params=index)
+    make_tutorial_collection(client, name, encoder.dim, dynamic=dynamic)
     out = encoder.encode_documents(THEIRS, return_colbert=False)
     client.insert(name, [{"text": t, "dense_vector": out.dense[i].tolist(),
                           "sparse_vector": {int(k): float(v) for k, v in out.sparse[i].items()}}

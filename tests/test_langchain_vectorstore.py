@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from _milvus_layouts import make_tutorial_collection
 from langchain_core.documents import Document
 from langchain_core.indexing import InMemoryRecordManager, index
 from langchain_tests.integration_tests import VectorStoreIntegrationTests
@@ -235,22 +236,14 @@ def test_names_reach_every_call_and_a_milvus_collection_made_elsewhere(tmp_path,
     Milvus' BGE-M3 tutorial)."""
     import inspect
 
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import MilvusClient
 
     from m3_integrations import milvus
     from m3_integrations.milvus import MilvusFields
     from m3_integrations.qdrant import QdrantSchema
 
     client = MilvusClient(str(tmp_path / "t.db"))
-    schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
-    schema.add_field("pk", DataType.INT64, is_primary=True)
-    schema.add_field("text", DataType.VARCHAR, max_length=512)
-    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=encoder.dim)
-    index = client.prepare_index_params()
-    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
-    client.create_collection("hybrid_demo", schema=schema, index_params=index)
+    make_tutorial_collection(client, "hybrid_demo", encoder.dim)
     store = M3VectorStore(client, "hybrid_demo", encoder, fields=MilvusFields(dense="dense_vector",
                                                                               sparse="sparse_vector"))
     texts = ["Tides follow the moon.", "Sourdough needs a starter."]

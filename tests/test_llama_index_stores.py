@@ -10,6 +10,7 @@ import gc
 
 import numpy as np
 import pytest
+from _milvus_layouts import make_tutorial_collection
 from llama_index.core import Document, Settings, StorageContext, VectorStoreIndex
 from llama_index.core.llms import MockLLM
 from llama_index.core.node_parser import SentenceSplitter
@@ -598,20 +599,12 @@ def test_qdrant_with_colbert_and_milvus_only_settings(tmp_path, enc):
 def test_milvus_collection_made_elsewhere_nodes_read_and_deleted(tmp_path, enc):
     """A collection made like Milvus' BGE-M3 tutorial (auto-id key) with a dynamic field: nodes are written, found
     by their node ids, deleted by node id and by ref_doc_id, and searched by the LlamaIndex retriever too."""
-    from pymilvus import DataType, MilvusClient
+    from pymilvus import MilvusClient
 
     from m3_integrations.milvus import MilvusFields
 
     client = MilvusClient(str(tmp_path / "t.db"))
-    schema = client.create_schema(auto_id=True, enable_dynamic_field=True)
-    schema.add_field("pk", DataType.INT64, is_primary=True)
-    schema.add_field("text", DataType.VARCHAR, max_length=4096)
-    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=enc.dim)
-    index = client.prepare_index_params()
-    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
-    client.create_collection("theirs", schema=schema, index_params=index)
+    make_tutorial_collection(client, "theirs", enc.dim, text_max=4096, dynamic=True)
     fields = MilvusFields(dense="dense_vector", sparse="sparse_vector")
     store = M3MilvusVectorStore(client=client, collection_name="theirs", encoder=enc, fields=fields)
     index = VectorStoreIndex.from_documents(make_docs()[:4], storage_context=StorageContext.from_defaults(

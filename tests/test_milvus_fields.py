@@ -7,6 +7,7 @@ import pytest
 
 pytest.importorskip("milvus_lite")
 
+from _milvus_layouts import make_tutorial_collection  # noqa: E402
 from pymilvus import DataType, MilvusClient  # noqa: E402
 
 from m3_integrations import dense_score, sparse_score  # noqa: E402
@@ -34,17 +35,8 @@ FIELDS = MilvusFields(dense="dense_vector", sparse="sparse_vector")
 @pytest.fixture(scope="module")
 def tutorial(tmp_path_factory, encoder):
     client = MilvusClient(str(tmp_path_factory.mktemp("tutorial") / "t.db"))
-    schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
-    # the tutorial's primary key is an auto-id VARCHAR; milvus-lite 3 auto-generates INT64 keys only
-    schema.add_field("pk", DataType.INT64, is_primary=True)
-    schema.add_field("text", DataType.VARCHAR, max_length=512)
-    schema.add_field("lang", DataType.VARCHAR, max_length=8)
-    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=encoder.dim)
-    index = client.prepare_index_params()
-    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
-    client.create_collection("hybrid_demo", schema=schema, index_params=index)
+    make_tutorial_collection(client, "hybrid_demo", encoder.dim,
+                             extra=[("lang", DataType.VARCHAR, {"max_length": 8})])
     out = encoder.encode_documents(TEXTS, return_colbert=False)
     client.insert("hybrid_demo", [
         {"text": t, "lang": lang, "dense_vector": out.dense[i].tolist(),

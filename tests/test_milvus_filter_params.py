@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("milvus_lite")
 
+from _milvus_layouts import make_tutorial_collection
 from pymilvus import AnnSearchRequest, MilvusClient  # noqa: E402
 from pymilvus.exceptions import MilvusException  # noqa: E402
 
@@ -184,21 +185,12 @@ def test_older_server_gets_one_literal(lite, encoder):
 
 
 def test_writes_into_a_collection_made_elsewhere_look_up_texts_by_parameter(tmp_path, encoder):
-    from pymilvus import DataType
 
     from m3_integrations.milvus import MilvusFields
 
     client = MilvusClient(str(tmp_path / "w.db"))
     try:
-        schema = client.create_schema(auto_id=True)
-        schema.add_field("pk", DataType.INT64, is_primary=True)
-        schema.add_field("text", DataType.VARCHAR, max_length=512)
-        schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=encoder.dim)
-        index = client.prepare_index_params()
-        index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-        index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
-        client.create_collection("demo", schema=schema, index_params=index)
+        make_tutorial_collection(client, "demo", encoder.dim)
         server = _as_server(client, "v2.6.0")
         texts = ['a "quoted" text', "plain text"]
         for _ in range(2):

@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("milvus_lite")
 
+from _milvus_layouts import make_tutorial_collection  # noqa: E402
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient  # noqa: E402
 
 from m3_integrations._query import Condition  # noqa: E402
@@ -36,18 +37,7 @@ TEXTS = [
 FIELDS = MilvusFields(dense="dense_vector", sparse="sparse_vector")
 
 
-def _make(client, name, dim, *, pk=DataType.INT64, auto_id=True, extra=(), dynamic=False):
-    schema = client.create_schema(auto_id=auto_id, enable_dynamic_field=dynamic)
-    schema.add_field("pk", pk, is_primary=True, **({"max_length": 100} if pk == DataType.VARCHAR else {}))
-    schema.add_field("text", DataType.VARCHAR, max_length=512)
-    for field_name, kind, kwargs in extra:
-        schema.add_field(field_name, kind, **kwargs)
-    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=dim)
-    index = client.prepare_index_params()
-    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type="IP")
-    client.create_collection(name, schema=schema, index_params=index)
+_make = make_tutorial_collection
 
 
 def _docs():

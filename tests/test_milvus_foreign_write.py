@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("milvus_lite")
 
+from _milvus_layouts import make_tutorial_collection  # noqa: E402
 from pymilvus import AnnSearchRequest, AsyncMilvusClient, DataType, MilvusClient, WeightedRanker  # noqa: E402
 
 from m3_integrations import dense_score, sparse_score  # noqa: E402
@@ -32,19 +33,7 @@ TEXTS = [
 FIELDS = MilvusFields(dense="dense_vector", sparse="sparse_vector")
 
 
-def _make(client, name, dim, *, pk=DataType.INT64, auto_id=True, text_max=512, metric="IP", extra=(), dynamic=False):
-    """A collection in the tutorial's layout (its pk is an auto-id VARCHAR; milvus-lite 3 auto-ids INT64 only)."""
-    schema = client.create_schema(auto_id=auto_id, enable_dynamic_field=dynamic)
-    schema.add_field("pk", pk, is_primary=True, **({"max_length": 100} if pk == DataType.VARCHAR else {}))
-    schema.add_field("text", DataType.VARCHAR, max_length=text_max)
-    for field_name, kind, kwargs in extra:
-        schema.add_field(field_name, kind, **kwargs)
-    schema.add_field("sparse_vector", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("dense_vector", DataType.FLOAT_VECTOR, dim=dim)
-    index = client.prepare_index_params()
-    index.add_index("sparse_vector", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
-    index.add_index("dense_vector", index_type="AUTOINDEX", metric_type=metric)
-    client.create_collection(name, schema=schema, index_params=index)
+_make = make_tutorial_collection
 
 
 def _rows(client, name, fields=("pk", "text")):
