@@ -6,7 +6,7 @@ For each setting (``--storages`` x ``--pool-factors``) a fresh process ingests `
 
 - disk: ``du`` of the store after the ingest returned (WAL included), bytes per stored token;
 - peak RSS of that process (ingest and queries), ingest rate in ColBERT rows/s (rows given to the engine);
-- p50 of the default weighted hybrid (dense + sparse candidates, the best 50 re-scored by ColBERT), of the same
+- p50 of the default weighted hybrid (dense + sparse candidates, the best 15 re-scored by ColBERT), of the same
   re-scoring every candidate (``rescore_limit="all"``) or ``--rescore-limits``, and of the ColBERT re-rank alone
   (``mode="colbert"``: every candidate);
 - fidelity against exact float32, unpooled MaxSim: mean / max absolute error of the ColBERT score (reference
@@ -183,7 +183,7 @@ def main() -> None:
     ap.add_argument("--prefetch", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rescore-limits", type=int, nargs="*", default=[],
-                    help="besides the default (50) and 'all' (with an index: the candidates ColBERT is estimated for)")
+                    help="besides the default (15 at limit 10) and 'all' (with an index: the candidates estimated)")
     ap.add_argument("--storages", nargs="+", default=["float32", "float16", "8bit", "4bit"])
     ap.add_argument("--pool-factors", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--indexes", nargs="+", default=["binary"],
