@@ -65,7 +65,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     p.add_argument("--max-batch-tokens", type=positive, default=None, metavar="N",
-                   help="tokens encoded together, across requests (default: 8192 on CPU, 32768 on GPU)")
+                   help="tokens encoded together, across requests (default: the encoder's max_batch_tokens, "
+                        "2048 on CPU, 32768 on GPU)")
     p.add_argument("--max-wait-ms", type=float, default=2.0, metavar="MS",
                    help="longest an idle batcher waits for more requests (default: 2)")
     p.add_argument("--api-key-env", default=None, metavar="VAR",
