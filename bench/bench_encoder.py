@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--contenders", default="reference_default,reference_b16_all3,ours_all3",
                         help="comma-separated, from: reference_default, reference_b16_all3, reference_all3, ours_all3")
+    parser.add_argument("--batch-tokens", type=int, nargs="*", default=[],
+                        help="also time ours at these max_batch_tokens (contenders ours_all3@N, same rounds)")
     parser.add_argument("--profile", action="store_true", help="also profile one of our encodes (torch.profiler)")
     parser.add_argument("--model-dir", default="bench/.models")
     parser.add_argument("--json", dest="json_out")
@@ -242,7 +244,21 @@ def main() -> None:
             texts, max_length=args.max_length, return_dense=True, return_sparse=True, return_colbert_vecs=True),
         "ours_all3": lambda: ours.encode(texts, max_length=args.max_length),
     }
+    default_budget = ours.max_batch_tokens
+
+    def ours_at(budget: int) -> Callable[[], object]:
+        def run() -> object:
+            ours.max_batch_tokens = budget
+            try:
+                return ours.encode(texts, max_length=args.max_length)
+            finally:
+                ours.max_batch_tokens = default_budget
+        return run
+
+    for budget in args.batch_tokens:
+        contenders[f"ours_all3@{budget}"] = ours_at(budget)
     chosen = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    chosen += [f"ours_all3@{b}" for b in args.batch_tokens]
     unknown = [c for c in chosen if c not in contenders]
     if unknown or "ours_all3" not in chosen:
         parser.error(f"--contenders: unknown {unknown} (ours_all3 must be one of them)")

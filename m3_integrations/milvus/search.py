@@ -321,7 +321,7 @@ def hybrid_search(
             ``'metadata["lang"] == {lang}'`` with ``filter_params``); applied in every search.
         rrf_k: the RRF constant.
         rescore_limit: ``weighted`` with a ColBERT weight: ColBERT re-scores only this many candidates, the
-            best by their weighted dense + sparse score (``None``, the default: 50, ``DEFAULT_RESCORE_LIMIT``;
+            best by their weighted dense + sparse score (``None``, the default: ``limit + max(5, limit // 2)``;
             ``"all"``: every candidate, the exact reference ranking of the candidates).
         query_output: a precomputed one-row ``M3Output`` of the query (skips the encoder).
         fields: the field names of a collection this package did not create (``MilvusFields``; see
