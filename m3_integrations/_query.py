@@ -151,8 +151,8 @@ def make_plan(
     prefetch_limit = _bounded("prefetch_limit", prefetch_limit, max_limit, engine)
     rrf_k = _positive_int("rrf_k", rrf_k)
     if rescore_limit is None:
-        rescore_limit = default_rescore_limit(limit)
-    shortlist: int | None = default_shortlist(limit)
+        rescore_limit = min(default_rescore_limit(limit), max_limit)
+    shortlist: int | None = min(default_shortlist(limit), max_limit)
     if rescore_limit == "all":
         rescore_limit = shortlist = None
     elif isinstance(rescore_limit, str):
