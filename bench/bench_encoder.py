@@ -178,10 +178,10 @@ def profile_ours(encode: Callable[[], object], encoder: M3Encoder, texts: list[s
     tokenize = time.perf_counter() - start
     top = sorted(self_time.items(), key=lambda kv: -kv[1])[:12]
     return {
-        "wall_s_under_profiler": round(wall, 3), "op_time_s": round(total, 3), "tokenization_s": round(tokenize, 4),
-        "by_category_s": {k: round(v, 3) for k, v in by_category.items()},
+        "wall_s_under_profiler": round(wall, 3), "op_time_s": round(total, 6), "tokenization_s": round(tokenize, 4),
+        "by_category_s": {k: round(v, 6) for k, v in by_category.items()},
         "by_category_fraction": {k: round(v / total, 3) for k, v in by_category.items()},
-        "top_ops_s": {k: round(v, 3) for k, v in top},
+        "top_ops_s": {k: round(v, 6) for k, v in top},
     }
 
 
