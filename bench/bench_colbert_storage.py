@@ -90,17 +90,28 @@ def exact_colbert(q, doc_index: int, args) -> float:
 
 def one(storage: str, pool: int, index: str, args) -> dict:
     edge.COLBERT_INDEX = None if index == "none" else index
-    workdir = Path(tempfile.mkdtemp(prefix="bench_colbert_", dir=args.workdir))
+    if args.keep_store:  # a store kept from an earlier run of the same setting: measure its queries again
+        workdir = Path(args.keep_store) / f"{storage}_pool{pool}_{index}_{args.docs}x{args.doc_tokens}"
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="bench_colbert_", dir=args.workdir))
     memory = MemorySampler()
-    store = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)
     schema = QdrantSchema(colbert_storage=storage, colbert_pool_factor=pool)
-    encoder = SyntheticEncoder(args.doc_tokens, args.nnz)
-    docs = ({"text": f"chunk {i}", "id": str(i)} for i in range(args.docs))
-    t = time.perf_counter()
-    upsert_documents(store, docs, "bench", encoder, batch_size=args.batch_size, show_progress=False, schema=schema)
-    ingest_s = time.perf_counter() - t
-    store.optimize("bench")
-    store.close()  # the optimizer's replaced segments leave the disk when the shard closes
+    ingest_file = workdir / "ingest.json"
+    if ingest_file.exists():
+        ingest_s = json.loads(ingest_file.read_text())["ingest_s"]
+    else:
+        store = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)
+        encoder = SyntheticEncoder(args.doc_tokens, args.nnz)
+        docs = ({"text": f"chunk {i}", "id": str(i)} for i in range(args.docs))
+        t = time.perf_counter()
+        upsert_documents(store, docs, "bench", encoder, batch_size=args.batch_size, show_progress=False,
+                         schema=schema)
+        ingest_s = time.perf_counter() - t
+        store.optimize("bench")
+        store.close()  # the optimizer's replaced segments leave the disk when the shard closes
+        if args.keep_store:
+            ingest_file.write_text(json.dumps({"ingest_s": ingest_s}))
     disk = du_bytes(workdir / "m3")
     store = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)
     rows_written = args.docs * (args.doc_tokens if pool == 1 else max(args.doc_tokens // pool, 1))
@@ -169,7 +180,8 @@ def one(storage: str, pool: int, index: str, args) -> dict:
     if args.write_baseline:
         Path(args.write_baseline).write_text(json.dumps(top10["hybrid_weighted_all"]))
     store.close()
-    subprocess.run(["rm", "-rf", str(workdir)], check=False)
+    if not args.keep_store:
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
     return result
 
 
@@ -193,6 +205,9 @@ def main() -> None:
     ap.add_argument("--margins", type=int, nargs="*", default=[],
                     help="also time shortlists of limit + these margins (collections with an index)")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--keep-store", default=None,
+                    help="keep each setting's store under this folder; a later run with the same settings "
+                         "measures its queries again without ingesting")
     ap.add_argument("--no-reference", action="store_true",
                     help="skip the exact float32 run (no top-10 overlap: latency, disk and memory only)")
     ap.add_argument("--json", default=None, help="append each result as a JSON line to this file")
@@ -221,6 +236,8 @@ def main() -> None:
             cmd += ["--write-baseline" if n == 0 else "--baseline", str(baseline)]
         if args.workdir:
             cmd += ["--workdir", args.workdir]
+        if args.keep_store:
+            cmd += ["--keep-store", args.keep_store]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{storage} pool {pool}: failed\n{done.stderr[-2000:]}", flush=True)

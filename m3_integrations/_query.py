@@ -42,7 +42,12 @@ def default_rescore_limit(limit: int) -> int:
     (15 for 10 hits). Measured at 1k and 10k chunks of 256 rows (docs/benchmarks.md): the same top-10 as re-scoring
     every candidate in 99.7-100% of the hits, at a sixth of its cost (the re-score is what ColBERT costs; it grows
     with the candidates scored, not with the collection). ``rescore_limit="all"`` re-scores every candidate."""
-    return limit + max(RESCORE_MARGIN, limit // 2)
+    return _with_margin(limit, RESCORE_MARGIN)
+
+
+def _with_margin(limit: int, margin: int) -> int:
+    """``limit`` plus ``margin`` candidates, or half of ``limit`` if that is more."""
+    return limit + max(margin, limit // 2)
 
 
 DEFAULT_RESCORE_LIMIT = default_rescore_limit(10)
@@ -85,7 +90,7 @@ class QueryPlan:
 def default_shortlist(limit: int) -> int:
     """How many candidates get their exact ColBERT score when a quantized ColBERT index picks them (a store with
     one: ``limit`` plus a margin, SHORTLIST_MARGIN)."""
-    return limit + max(SHORTLIST_MARGIN, limit // 2)
+    return _with_margin(limit, SHORTLIST_MARGIN)
 
 
 SHORTLIST_MARGIN = 5
