@@ -592,3 +592,22 @@ async def test_async_client_twins(encoder, tmp_path):
         hybrid_search(aclient, "x", "adocs", encoder)
     await aclient.close()
     await asyncio.sleep(0)
+
+
+def test_edge_weighted_sum_adds_defaults_in_formula_order_and_refuses_a_missing_term():
+    """The stage-by-stage weighted sum: a point missing from a prefetch takes that term's default (whichever
+    prefetch it first appears in), the sum runs term by term in the formula's order, points keep the order they
+    were first met in, and a missing term without a default is an error naming the point."""
+    from m3_integrations.qdrant._evaluate import _weighted_sum
+    from m3_integrations.qdrant._plans import WeightedSum
+
+    ids = [uuid.UUID(int=n + 1) for n in range(4)]
+    query = WeightedSum([0.5, 0.3, 0.2], defaults={0: 0.05, 1: -1.0, 2: 0.25})
+    prefetched = [{0: 0.9, 1: 0.4}, {1: 0.7, 2: 0.6}, {3: 0.1, 0: 0.8}]
+    got = _weighted_sum(query, prefetched, ids)
+    assert [pid for pid, _ in got] == [0, 1, 2, 3]
+    want = {0: 0.0 + 0.5 * 0.9 + 0.3 * -1.0 + 0.2 * 0.8, 1: 0.0 + 0.5 * 0.4 + 0.3 * 0.7 + 0.2 * 0.25,
+            2: 0.0 + 0.5 * 0.05 + 0.3 * 0.6 + 0.2 * 0.25, 3: 0.0 + 0.5 * 0.05 + 0.3 * -1.0 + 0.2 * 0.1}
+    assert dict(got) == want  # bit for bit: the same additions in the same order
+    with pytest.raises(ValueError, match=rf"{ids[2]} has no \$score\[0\]"):  # point 2 is not in prefetch 0
+        _weighted_sum(WeightedSum([0.5, 0.3, 0.2], defaults={1: 0.0, 2: 0.0}), prefetched, ids)
