@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
-from uuid import UUID
 
 from ._plans import Nearest, Stage, WeightedSum
 
@@ -68,10 +67,8 @@ def evaluate(stage: Stage, search: Callable[[Stage], Ranked], restrict: Callable
     def engine(node: Stage) -> list[tuple[int, float]]:
         out = []
         for pid, score in search(node):
-            key = pid.int if pid.__class__ is UUID else pid  # an int hashes in C, a UUID in Python
-            n = number.get(key)
-            if n is None:
-                n = number[key] = len(ids)
+            n = number.setdefault(pid, len(ids))
+            if n == len(ids):
                 ids.append(pid)
             out.append((n, score))
         return out
@@ -108,22 +105,15 @@ def evaluate(stage: Stage, search: Callable[[Stage], Ranked], restrict: Callable
 
 def _weighted_sum(query: WeightedSum, prefetched: list[dict[int, float]], ids: list[Any]
                   ) -> list[tuple[int, float]]:
-    # term by term in prefetch order, as the formula adds them; points in order of first appearance
-    totals: dict[int, float] = {}
-    for i, (coefficient, scored) in enumerate(zip(query.coefficients, prefetched, strict=True)):
-        missing = [pid for pid in totals if pid not in scored]
-        for pid in missing:
-            totals[pid] += coefficient * _default(query, i, pid, ids)
-        for pid, score in scored.items():
-            if pid not in totals:
-                totals[pid] = 0.0
-                for j in range(i):  # the terms of earlier prefetches, which did not have it
-                    totals[pid] += query.coefficients[j] * _default(query, j, pid, ids)
-            totals[pid] += coefficient * score
-    return list(totals.items())
-
-
-def _default(query: WeightedSum, i: int, pid: int, ids: list[Any]) -> float:
-    if i not in query.defaults:  # as in Qdrant: a formula variable without a value or a default is an error
-        raise ValueError(f"point {ids[pid]} has no $score[{i}] and the formula gives no default for it")
-    return query.defaults[i]
+    out = []
+    for pid in dict.fromkeys(pid for scored in prefetched for pid in scored):
+        total = 0.0
+        for i, (coefficient, scored) in enumerate(zip(query.coefficients, prefetched, strict=True)):
+            if pid in scored:
+                total += coefficient * scored[pid]
+            elif i in query.defaults:
+                total += coefficient * query.defaults[i]
+            else:  # as in Qdrant: a formula variable without a value or a default is an error
+                raise ValueError(f"point {ids[pid]} has no $score[{i}] and the formula gives no default for it")
+        out.append((pid, total))
+    return out

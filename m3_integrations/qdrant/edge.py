@@ -137,9 +137,8 @@ def _edge_query(query: Any) -> Any:
             if query.kind == "sparse":
                 indices, values = query.vector
                 vector = e.SparseVector(indices=indices, values=values)
-            else:  # memoryviews: the engine reads float32 rows without a Python float per value
-                matrix = np.asarray(query.vector, dtype=np.float32)
-                vector = _rows(matrix) if matrix.ndim == 2 else memoryview(np.ascontiguousarray(matrix))
+            else:
+                vector = query.vector.tolist()
             query.rendered = e.Query.Nearest(vector, using=query.using)
         return query.rendered
     if isinstance(query, _plans.Rrf):
