@@ -100,7 +100,8 @@ def one(storage: str, pool: int, index: str, args) -> dict:
     ingest_file = workdir / "ingest.json"
     if ingest_file.exists():
         ingest_s = json.loads(ingest_file.read_text())["ingest_s"]
-    else:
+    else:  # a kept store without its ingest record is a killed run's: started over, so the rate is the whole ingest's
+        subprocess.run(["rm", "-rf", str(workdir / "m3")], check=True)
         store = QdrantEdgeStore(workdir / "m3", optimize_after=10**12)
         encoder = SyntheticEncoder(args.doc_tokens, args.nnz)
         docs = ({"text": f"chunk {i}", "id": str(i)} for i in range(args.docs))
