@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+TUTORIAL_TEXTS = [
+    "Artificial intelligence was founded as an academic discipline in 1956.",
+    "Alan Turing was the first person to conduct substantial research in AI.",
+    "Born in Maida Vale, London, Turing was raised in southern England.",
+    "Milvus stores dense and sparse vectors for hybrid search.",
+    "The quick brown fox jumps over the lazy dog.",
+    "BGE-M3 gives dense, sparse and multi-vector representations.",
+]
+"""The texts of the tests on collections made the way Milvus' BGE-M3 tutorial makes them."""
+
 
 def make_tutorial_collection(client: Any, name: str, dim: int, *, pk: Any = None, auto_id: bool = True,
                              text_max: int = 512, metric: str = "IP", extra: tuple = (),

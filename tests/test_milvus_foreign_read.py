@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("milvus_lite")
 
-from _milvus_layouts import make_tutorial_collection  # noqa: E402
+from _milvus_layouts import TUTORIAL_TEXTS, make_tutorial_collection  # noqa: E402
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient  # noqa: E402
 
 from m3_integrations._query import Condition  # noqa: E402
@@ -28,12 +28,7 @@ from m3_integrations.milvus import (  # noqa: E402
     upsert_documents,
 )
 
-TEXTS = [
-    "Artificial intelligence was founded as an academic discipline in 1956.",
-    "Alan Turing was the first person to conduct substantial research in AI.",
-    "Born in Maida Vale, London, Turing was raised in southern England.",
-    "Milvus stores dense and sparse vectors for hybrid search.",
-]
+TEXTS = TUTORIAL_TEXTS[:4]
 FIELDS = MilvusFields(dense="dense_vector", sparse="sparse_vector")
 
 

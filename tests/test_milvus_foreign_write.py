@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("milvus_lite")
 
-from _milvus_layouts import make_tutorial_collection  # noqa: E402
+from _milvus_layouts import TUTORIAL_TEXTS, make_tutorial_collection  # noqa: E402
 from pymilvus import AnnSearchRequest, AsyncMilvusClient, DataType, MilvusClient, WeightedRanker  # noqa: E402
 
 from m3_integrations import dense_score, sparse_score  # noqa: E402
@@ -22,14 +22,7 @@ from m3_integrations.milvus import (  # noqa: E402
     upsert_documents,
 )
 
-TEXTS = [
-    "Artificial intelligence was founded as an academic discipline in 1956.",
-    "Alan Turing was the first person to conduct substantial research in AI.",
-    "Born in Maida Vale, London, Turing was raised in southern England.",
-    "Milvus stores dense and sparse vectors for hybrid search.",
-    "The quick brown fox jumps over the lazy dog.",
-    "BGE-M3 gives dense, sparse and multi-vector representations.",
-]
+TEXTS = TUTORIAL_TEXTS
 FIELDS = MilvusFields(dense="dense_vector", sparse="sparse_vector")
 
 
